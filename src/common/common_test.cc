@@ -1,0 +1,83 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/status.h"
+
+namespace drover {
+namespace {
+
+Result<int> Half(int x) {
+  if (x % 2) return Status::Client("odd");
+  return x / 2;
+}
+
+Result<int> Quarter(int x) {
+  DROVER_ASSIGN_OR_RETURN(int h, Half(x));
+  return Half(h);
+}
+
+TEST(StatusTest, ResultCarriesValueOrStatus) {
+  // Given a chain of Result-returning calls, the first failure should propagate.
+  EXPECT_EQ(*Quarter(8), 2);
+  Result<int> r = Quarter(6);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kClient);
+  EXPECT_EQ(r.status().message(), "odd");
+}
+
+TEST(ClockTest, RandomUuidsAreVersion4AndDistinct) {
+  RandomIds ids;
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    std::string u = ids.Uuid();
+    ASSERT_EQ(u.size(), 36u);
+    EXPECT_EQ(u[14], '4');
+    EXPECT_TRUE(u[19] == '8' || u[19] == '9' || u[19] == 'a' || u[19] == 'b') << u;
+    seen.insert(u);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(ClockTest, FakeIdsAreDeterministic) {
+  FakeIds ids;
+  EXPECT_EQ(ids.Uuid(), "00000000-0000-4000-8000-000000000001");
+  EXPECT_EQ(ids.Uuid(), "00000000-0000-4000-8000-000000000002");
+}
+
+TEST(JsonTest, MalformedJsonIsAClientError) {
+  auto r = ParseJson("{\"a\": ");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kClient);
+  auto ok = ParseJson(R"({"a": 5, "b": "x", "c": true})");
+  ASSERT_TRUE(ok.ok());
+  const auto& o = ok->as_object();
+  EXPECT_EQ(GetInt(o, "a"), 5);
+  EXPECT_EQ(GetString(o, "b"), "x");
+  EXPECT_EQ(GetBool(o, "c"), true);
+  EXPECT_EQ(GetString(o, "a"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace drover
+
+#include "common/base64.h"
+
+namespace drover {
+namespace {
+
+TEST(Base64Test, RoundTripsAndRejectsGarbage) {
+  for (std::string s : {"", "a", "ab", "abc", "abcd", "seq:12345"}) {
+    EXPECT_EQ(Base64Decode(Base64Encode(s)), s);
+  }
+  EXPECT_EQ(Base64Encode("abc"), "YWJj");
+  EXPECT_EQ(Base64Encode("ab"), "YWI=");
+  EXPECT_FALSE(Base64Decode("YW!j"));
+  EXPECT_FALSE(Base64Decode("YWJ"));
+  EXPECT_FALSE(Base64Decode("Y=Jj"));
+}
+
+}  // namespace
+}  // namespace drover

@@ -1,0 +1,252 @@
+#include "service/batch_service.h"
+
+#include <future>
+
+#include "common/base64.h"
+#include "common/log.h"
+#include "model/model.h"
+
+namespace drover::service {
+
+namespace {
+
+constexpr const char* kSageMaker =
+    "Drover does not run SageMaker jobs: service environments and service jobs are not "
+    "supported (see docs/api-compat.md)";
+constexpr const char* kQuotaShares =
+    "Quota shares are not supported yet: they come with Drover's scheduling work (see "
+    "docs/api-compat.md)";
+constexpr const char* kJobsPending =
+    "Jobs are not supported by this Drover build yet: job operations come with the jobs work "
+    "(see docs/api-compat.md)";
+
+}  // namespace
+
+bool IsValidName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+  }
+  return true;
+}
+
+Status CheckName(std::string_view what, std::string_view name) {
+  if (IsValidName(name)) return Status::Ok();
+  return Status::Client(std::string(what) + " name '" + std::string(name) +
+                        "' is invalid: it must be 1-128 characters long and contain only "
+                        "letters, numbers, hyphens (-) and underscores (_)");
+}
+
+Status CheckTags(const json::object& tags) {
+  if (tags.size() > 50) return Status::Client("A resource can have at most 50 tags");
+  for (const auto& kv : tags) {
+    std::string_view k = kv.key();
+    if (k.empty() || k.size() > 128) {
+      return Status::Client("Tag keys must be 1-128 characters long");
+    }
+    if (k.size() >= 4 && k.substr(0, 4) == "aws:") {
+      return Status::Client("Tag keys starting with 'aws:' are reserved for AWS use: " +
+                            std::string(k));
+    }
+    if (!kv.value().is_string() || kv.value().get_string().size() > 256) {
+      return Status::Client("Tag values must be strings of at most 256 characters");
+    }
+  }
+  return Status::Ok();
+}
+
+BatchService::BatchService(ServiceConfig cfg, store::Store& store, Clock& clock,
+                           IdGenerator& ids)
+    : cfg_(std::move(cfg)), arns_(cfg_.region, cfg_.account_id), store_(store), clock_(clock),
+      ids_(ids) {}
+
+const std::map<std::string, BatchService::OpEntry, std::less<>>& BatchService::Ops() {
+  using S = BatchService;
+  static const std::map<std::string, OpEntry, std::less<>> ops = {
+      {"CreateComputeEnvironment", {&S::CreateComputeEnvironment, nullptr}},
+      {"UpdateComputeEnvironment", {&S::UpdateComputeEnvironment, nullptr}},
+      {"DeleteComputeEnvironment", {&S::DeleteComputeEnvironment, nullptr}},
+      {"DescribeComputeEnvironments", {&S::DescribeComputeEnvironments, nullptr}},
+      {"CreateJobQueue", {&S::CreateJobQueue, nullptr}},
+      {"UpdateJobQueue", {&S::UpdateJobQueue, nullptr}},
+      {"DeleteJobQueue", {&S::DeleteJobQueue, nullptr}},
+      {"DescribeJobQueues", {&S::DescribeJobQueues, nullptr}},
+      {"RegisterJobDefinition", {&S::RegisterJobDefinition, nullptr}},
+      {"DeregisterJobDefinition", {&S::DeregisterJobDefinition, nullptr}},
+      {"DescribeJobDefinitions", {&S::DescribeJobDefinitions, nullptr}},
+      {"CreateSchedulingPolicy", {&S::CreateSchedulingPolicy, nullptr}},
+      {"UpdateSchedulingPolicy", {&S::UpdateSchedulingPolicy, nullptr}},
+      {"DeleteSchedulingPolicy", {&S::DeleteSchedulingPolicy, nullptr}},
+      {"DescribeSchedulingPolicies", {&S::DescribeSchedulingPolicies, nullptr}},
+      {"ListSchedulingPolicies", {&S::ListSchedulingPolicies, nullptr}},
+      {"CreateConsumableResource", {&S::CreateConsumableResource, nullptr}},
+      {"UpdateConsumableResource", {&S::UpdateConsumableResource, nullptr}},
+      {"DeleteConsumableResource", {&S::DeleteConsumableResource, nullptr}},
+      {"DescribeConsumableResource", {&S::DescribeConsumableResource, nullptr}},
+      {"ListConsumableResources", {&S::ListConsumableResources, nullptr}},
+      {"ListJobsByConsumableResource", {&S::ListJobsByConsumableResource, nullptr}},
+      {"TagResource", {&S::TagResource, nullptr}},
+      {"UntagResource", {&S::UntagResource, nullptr}},
+      {"ListTagsForResource", {&S::ListTagsForResource, nullptr}},
+      // Jobs: the next piece of work.
+      {"SubmitJob", {nullptr, kJobsPending}},
+      {"DescribeJobs", {nullptr, kJobsPending}},
+      {"ListJobs", {nullptr, kJobsPending}},
+      {"CancelJob", {nullptr, kJobsPending}},
+      {"TerminateJob", {nullptr, kJobsPending}},
+      {"GetJobQueueSnapshot", {nullptr, kJobsPending}},
+      // Quota shares: with the scheduling work.
+      {"CreateQuotaShare", {nullptr, kQuotaShares}},
+      {"UpdateQuotaShare", {nullptr, kQuotaShares}},
+      {"DeleteQuotaShare", {nullptr, kQuotaShares}},
+      {"DescribeQuotaShare", {nullptr, kQuotaShares}},
+      {"ListQuotaShares", {nullptr, kQuotaShares}},
+      // SageMaker: not Drover's business.
+      {"CreateServiceEnvironment", {nullptr, kSageMaker}},
+      {"UpdateServiceEnvironment", {nullptr, kSageMaker}},
+      {"DeleteServiceEnvironment", {nullptr, kSageMaker}},
+      {"DescribeServiceEnvironments", {nullptr, kSageMaker}},
+      {"SubmitServiceJob", {nullptr, kSageMaker}},
+      {"DescribeServiceJob", {nullptr, kSageMaker}},
+      {"ListServiceJobs", {nullptr, kSageMaker}},
+      {"TerminateServiceJob", {nullptr, kSageMaker}},
+      {"UpdateServiceJob", {nullptr, kSageMaker}},
+  };
+  return ops;
+}
+
+Status BatchService::Load() {
+  DROVER_ASSIGN_OR_RETURN(std::vector<store::Record> records, store_.LoadAll());
+  std::lock_guard<std::mutex> l(mu_);
+  resources_.clear();
+  order_.clear();
+  jd_revisions_.clear();
+  next_seq_ = 1;
+  for (auto& r : records) {
+    auto doc = ParseJson(r.doc);
+    if (!doc.ok() || !doc->is_object()) {
+      return Status::Server("stored document of " + r.key + " is not a JSON object");
+    }
+    Resource res{r.kind, r.key, r.name, r.revision, r.seq, std::move(doc->as_object())};
+    order_[res.kind][res.seq] = res.arn;
+    if (res.kind == kJobDefinition) {
+      auto& latest = jd_revisions_[res.name];
+      latest = std::max(latest, res.revision);
+    }
+    next_seq_ = std::max(next_seq_, res.seq + 1);
+    resources_[res.arn] = std::move(res);
+  }
+  return Status::Ok();
+}
+
+void BatchService::Call(std::string_view operation, json::value request, Reply done) {
+  auto op = Ops().find(operation);
+  const model::Operation* mop = model::ServiceModel::Batch().FindOperation(operation);
+  if (op == Ops().end() || !mop) {
+    return done(Status::Client("Unknown operation " + std::string(operation)));
+  }
+  if (op->second.unsupported) return done(Status::Client(op->second.unsupported));
+  if (Status s = model::ServiceModel::Batch().Conform(mop->input, request); !s.ok()) {
+    return done(s);
+  }
+  std::unique_lock<std::mutex> l(mu_);
+  Result<Outcome> out = (this->*op->second.handler)(request.as_object());
+  if (!out.ok()) {
+    l.unlock();
+    return done(out.status());
+  }
+  if (out->puts.empty() && out->deletes.empty()) {
+    l.unlock();
+    return done(std::move(out->response));
+  }
+  Persist(std::move(out).value(), std::move(done));  // under mu_: store order = memory order
+}
+
+void BatchService::Persist(Outcome outcome, Reply done) {
+  store::WriteBatch batch;
+  for (const std::string& arn : outcome.puts) {
+    const Resource& r = resources_.at(arn);
+    batch.puts.push_back(store::Record{r.kind, r.arn, r.name, r.revision, r.seq, ToJson(r.doc)});
+  }
+  batch.deletes = std::move(outcome.deletes);
+  store_.Write(std::move(batch), [this, response = std::move(outcome.response),
+                                  done = std::move(done)](Status s) mutable {
+    if (s.ok()) return done(std::move(response));
+    // The in-memory view ran ahead of the store: rebuild it from what is durable.
+    LOG_ERROR("write failed, reloading state from the store: {}", s.message());
+    if (Status r = Load(); !r.ok()) LOG_ERROR("reload failed: {}", r.message());
+    done(Status::Server("The change could not be stored: " + s.message()));
+  });
+}
+
+Result<json::object> BatchService::CallSync(std::string_view operation, json::value request) {
+  std::promise<Result<json::object>> p;
+  auto f = p.get_future();
+  Call(operation, std::move(request), [&p](Result<json::object> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+BatchService::Resource* BatchService::Find(std::string_view kind, std::string_view name_or_arn) {
+  std::string arn;
+  if (name_or_arn.starts_with("arn:")) {
+    arn = std::string(name_or_arn);
+  } else {
+    arn = arns_.Make(kind, name_or_arn);
+  }
+  auto it = resources_.find(arn);
+  if (it == resources_.end() || it->second.kind != kind) return nullptr;
+  return &it->second;
+}
+
+BatchService::Resource& BatchService::Insert(std::string kind, std::string arn, std::string name,
+                                             int64_t revision, json::object doc) {
+  int64_t seq = next_seq_++;
+  order_[kind][seq] = arn;
+  Resource& r = resources_[arn];
+  r = Resource{std::move(kind), arn, std::move(name), revision, seq, std::move(doc)};
+  return r;
+}
+
+void BatchService::Erase(const std::string& arn) {
+  auto it = resources_.find(arn);
+  if (it == resources_.end()) return;
+  order_[it->second.kind].erase(it->second.seq);
+  resources_.erase(it);
+}
+
+Result<BatchService::Page> BatchService::Paginate(
+    std::string_view kind, const json::object& req,
+    const std::function<bool(const Resource&)>& keep) {
+  int64_t max = 100;
+  if (auto m = GetInt(req, "maxResults")) {
+    if (*m < 1 || *m > 100) {
+      return Status::Client("maxResults must be between 1 and 100");
+    }
+    max = *m;
+  }
+  int64_t after = 0;
+  if (auto tok = GetString(req, "nextToken")) {
+    auto raw = Base64Decode(*tok);
+    if (!raw || !raw->starts_with("seq:")) return Status::Client("Invalid nextToken");
+    try {
+      after = std::stoll(raw->substr(4));
+    } catch (...) {
+      return Status::Client("Invalid nextToken");
+    }
+  }
+  Page page;
+  auto kit = order_.find(kind);
+  if (kit == order_.end()) return page;
+  for (auto it = kit->second.upper_bound(after); it != kit->second.end(); ++it) {
+    Resource& r = resources_.at(it->second);
+    if (!keep(r)) continue;
+    if (static_cast<int64_t>(page.items.size()) == max) {
+      page.next_token = Base64Encode("seq:" + std::to_string(page.items.back()->seq));
+      break;
+    }
+    page.items.push_back(&r);
+  }
+  return page;
+}
+
+}  // namespace drover::service

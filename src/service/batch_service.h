@@ -1,0 +1,161 @@
+// BatchService: the AWS Batch operations over Drover's state.
+//
+// Thread-safety: a BatchService is safe for concurrent use. Each operation runs
+// under one mutex against an in-memory view of the state, so validation and
+// the change it leads to are atomic; the change is then queued to the store
+// (in the same order) and the reply is sent only once the store says it is
+// durable. Reads answer from memory.
+//
+// Transport-free: requests and replies are JSON objects shaped as the botocore
+// model says. The API layer maps Status codes onto AWS exception names.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/status.h"
+#include "service/arn.h"
+#include "store/store.h"
+
+namespace drover::service {
+
+struct ServiceConfig {
+  std::string region = "us-east-1";
+  std::string account_id = "123456789012";
+};
+
+// Called exactly once per Call(): inline for reads and refused requests, on
+// the store's writer thread for writes.
+using Reply = std::function<void(Result<json::object>)>;
+
+struct AccessKey {
+  std::string id, secret;
+};
+
+class BatchService {
+ public:
+  BatchService(ServiceConfig cfg, store::Store& store, Clock& clock, IdGenerator& ids);
+
+  // (Re)builds the in-memory view from the store.
+  Status Load();
+
+  // Runs `operation` (a model operation name such as "CreateJobQueue").
+  void Call(std::string_view operation, json::value request, Reply done);
+  // Call() and wait for the reply (tests, tools).
+  Result<json::object> CallSync(std::string_view operation, json::value request);
+
+  // Access keys used to verify SigV4 signatures.
+  std::optional<std::string> SecretFor(std::string_view access_key_id) const;
+  size_t AccessKeyCount() const;
+  Result<AccessKey> CreateAccessKey();
+  Status ImportAccessKey(const AccessKey& key);
+
+  const Arns& arns() const { return arns_; }
+
+ private:
+  struct Resource {
+    std::string kind, arn, name;
+    int64_t revision = 0;
+    int64_t seq = 0;
+    json::object doc;
+  };
+  // What an operation did: its reply and the resources to persist.
+  struct Outcome {
+    json::object response;
+    std::vector<std::string> puts;     // ARNs (or key ids) whose current doc is stored
+    std::vector<std::string> deletes;  // ARNs removed from resources_
+  };
+  using Handler = Result<Outcome> (BatchService::*)(json::object& req);
+  struct OpEntry {
+    Handler handler;
+    const char* unsupported;  // non-null: a ClientException message instead of a handler
+  };
+  static const std::map<std::string, OpEntry, std::less<>>& Ops();
+
+  // Compute environments (compute_environments.cc).
+  Result<Outcome> CreateComputeEnvironment(json::object& req);
+  Result<Outcome> UpdateComputeEnvironment(json::object& req);
+  Result<Outcome> DeleteComputeEnvironment(json::object& req);
+  Result<Outcome> DescribeComputeEnvironments(json::object& req);
+  Status CheckComputeResources(const json::object& cr, bool managed_update);
+  // Job queues (job_queues.cc).
+  Result<Outcome> CreateJobQueue(json::object& req);
+  Result<Outcome> UpdateJobQueue(json::object& req);
+  Result<Outcome> DeleteJobQueue(json::object& req);
+  Result<Outcome> DescribeJobQueues(json::object& req);
+  Result<json::array> CheckComputeEnvironmentOrder(const json::array& order);
+  Status CheckTimeLimitActions(const json::array& actions);
+  // Job definitions (job_definitions.cc).
+  Result<Outcome> RegisterJobDefinition(json::object& req);
+  Result<Outcome> DeregisterJobDefinition(json::object& req);
+  Result<Outcome> DescribeJobDefinitions(json::object& req);
+  Resource* FindJobDefinition(std::string_view ref, bool latest_active_for_name);
+  // Scheduling policies and consumable resources (policies.cc).
+  Result<Outcome> CreateSchedulingPolicy(json::object& req);
+  Result<Outcome> UpdateSchedulingPolicy(json::object& req);
+  Result<Outcome> DeleteSchedulingPolicy(json::object& req);
+  Result<Outcome> DescribeSchedulingPolicies(json::object& req);
+  Result<Outcome> ListSchedulingPolicies(json::object& req);
+  Status CheckFairsharePolicy(const json::object& p);
+  Result<Outcome> CreateConsumableResource(json::object& req);
+  Result<Outcome> UpdateConsumableResource(json::object& req);
+  Result<Outcome> DeleteConsumableResource(json::object& req);
+  Result<Outcome> DescribeConsumableResource(json::object& req);
+  Result<Outcome> ListConsumableResources(json::object& req);
+  Result<Outcome> ListJobsByConsumableResource(json::object& req);
+  // Tags (tags.cc).
+  Result<Outcome> TagResource(json::object& req);
+  Result<Outcome> UntagResource(json::object& req);
+  Result<Outcome> ListTagsForResource(json::object& req);
+
+  // Helpers (batch_service.cc).
+  // Finds a resource of `kind` by name or ARN; nullptr when absent.
+  Resource* Find(std::string_view kind, std::string_view name_or_arn);
+  Resource& Insert(std::string kind, std::string arn, std::string name, int64_t revision,
+                   json::object doc);
+  void Erase(const std::string& arn);
+  struct Page {
+    std::vector<Resource*> items;
+    std::string next_token;  // empty: last page
+  };
+  // Resources of `kind` in creation order that pass `keep`, one page of them.
+  Result<Page> Paginate(std::string_view kind, const json::object& req,
+                        const std::function<bool(const Resource&)>& keep);
+  void Persist(Outcome outcome, Reply done);
+
+  ServiceConfig cfg_;
+  Arns arns_;
+  store::Store& store_;
+  Clock& clock_;
+  IdGenerator& ids_;
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Resource> resources_;            // by ARN / key id
+  std::map<std::string, std::map<int64_t, std::string>, std::less<>> order_;  // kind -> seq -> ARN
+  std::map<std::string, int64_t, std::less<>> jd_revisions_;  // job definition name -> latest
+  int64_t next_seq_ = 1;
+};
+
+// Resource kinds, as they appear in ARNs.
+inline constexpr std::string_view kComputeEnvironment = "compute-environment";
+inline constexpr std::string_view kJobQueue = "job-queue";
+inline constexpr std::string_view kJobDefinition = "job-definition";
+inline constexpr std::string_view kSchedulingPolicy = "scheduling-policy";
+inline constexpr std::string_view kConsumableResource = "consumable-resource";
+inline constexpr std::string_view kAccessKey = "access-key";
+
+// Shared validation helpers.
+// AWS Batch resource names: 1-128 letters, numbers, hyphens and underscores.
+bool IsValidName(std::string_view name);
+Status CheckName(std::string_view what, std::string_view name);
+Status CheckTags(const json::object& tags);
+
+}  // namespace drover::service

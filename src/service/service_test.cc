@@ -1,0 +1,148 @@
+#include <gtest/gtest.h>
+
+#include "service/batch_service.h"
+
+namespace drover::service {
+namespace {
+
+json::value J(std::string_view s) { return *ParseJson(s); }
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = store::OpenSqliteStore(":memory:");
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(s).value();
+    svc_ = std::make_unique<BatchService>(ServiceConfig{}, *store_, clock_, ids_);
+    ASSERT_TRUE(svc_->Load().ok());
+  }
+  json::object Ok(std::string_view op, std::string_view body) {
+    auto r = svc_->CallSync(op, J(body));
+    EXPECT_TRUE(r.ok()) << op << ": " << r.status().ToString();
+    return r.ok() ? r.value() : json::object();
+  }
+  Status Err(std::string_view op, std::string_view body) {
+    auto r = svc_->CallSync(op, J(body));
+    EXPECT_FALSE(r.ok()) << op << " unexpectedly succeeded";
+    return r.status();
+  }
+  void MakeCe(std::string name) {
+    Ok("CreateComputeEnvironment",
+       R"({"computeEnvironmentName":")" + name +
+           R"(","type":"MANAGED","computeResources":{"type":"EC2","maxvCpus":8,"subnets":["s"]}})");
+  }
+  FakeClock clock_;
+  FakeIds ids_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<BatchService> svc_;
+};
+
+TEST_F(ServiceTest, CreatedComputeEnvironmentIsValidWithDefaults) {
+  // Given a new MANAGED compute environment, Describe should show AWS's defaults.
+  MakeCe("ce1");
+  auto d = Ok("DescribeComputeEnvironments", R"({"computeEnvironments":["ce1"]})");
+  const auto& ce = d["computeEnvironments"].as_array().at(0).as_object();
+  EXPECT_EQ(ce.at("computeEnvironmentArn"),
+            "arn:aws:batch:us-east-1:123456789012:compute-environment/ce1");
+  EXPECT_EQ(ce.at("state"), "ENABLED");
+  EXPECT_EQ(ce.at("status"), "VALID");
+  EXPECT_EQ(ce.at("computeResources").at("minvCpus"), 0);
+  EXPECT_EQ(ce.at("computeResources").at("allocationStrategy"), "BEST_FIT");
+}
+
+TEST_F(ServiceTest, DuplicateNamesAndBadNamesAreRefused) {
+  MakeCe("ce1");
+  Status s = Err("CreateComputeEnvironment",
+                 R"({"computeEnvironmentName":"ce1","type":"UNMANAGED"})");
+  EXPECT_NE(s.message().find("already exists"), std::string::npos);
+  s = Err("CreateComputeEnvironment", R"({"computeEnvironmentName":"bad name","type":"UNMANAGED"})");
+  EXPECT_NE(s.message().find("invalid"), std::string::npos);
+}
+
+TEST_F(ServiceTest, RefusedUpdateChangesNothing) {
+  // Given an update whose minvCpus exceeds maxvCpus, the stored CE should be unchanged.
+  MakeCe("ce1");
+  Err("UpdateComputeEnvironment",
+      R"({"computeEnvironment":"ce1","state":"DISABLED","computeResources":{"minvCpus":20}})");
+  auto d = Ok("DescribeComputeEnvironments", R"({"computeEnvironments":["ce1"]})");
+  const auto& ce = d["computeEnvironments"].as_array().at(0).as_object();
+  EXPECT_EQ(ce.at("state"), "ENABLED");
+  EXPECT_EQ(ce.at("computeResources").at("minvCpus"), 0);
+}
+
+TEST_F(ServiceTest, QueueKeepsItsComputeEnvironmentUntilDeleted) {
+  MakeCe("ce1");
+  Ok("CreateJobQueue",
+     R"({"jobQueueName":"q1","priority":10,"computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce1"}]})");
+  Ok("UpdateComputeEnvironment", R"({"computeEnvironment":"ce1","state":"DISABLED"})");
+  Status s = Err("DeleteComputeEnvironment", R"({"computeEnvironment":"ce1"})");
+  EXPECT_NE(s.message().find("JobQueue relationship"), std::string::npos);
+  Err("DeleteJobQueue", R"({"jobQueue":"q1"})");  // still ENABLED
+  Ok("UpdateJobQueue", R"({"jobQueue":"q1","state":"DISABLED"})");
+  Ok("DeleteJobQueue", R"({"jobQueue":"q1"})");
+  Ok("DeleteComputeEnvironment", R"({"computeEnvironment":"ce1"})");
+  auto d = Ok("DescribeComputeEnvironments", "{}");
+  EXPECT_TRUE(d["computeEnvironments"].as_array().empty());
+}
+
+TEST_F(ServiceTest, JobDefinitionRevisionsCountUpAndLatestActiveIsUsed) {
+  const char* body =
+      R"({"jobDefinitionName":"jd","type":"container","containerProperties":{"image":"busybox"}})";
+  EXPECT_EQ(Ok("RegisterJobDefinition", body)["revision"], 1);
+  EXPECT_EQ(Ok("RegisterJobDefinition", body)["revision"], 2);
+  Ok("DeregisterJobDefinition", R"({"jobDefinition":"jd:2"})");
+  EXPECT_EQ(Ok("RegisterJobDefinition", body)["revision"], 3);
+  auto d = Ok("DescribeJobDefinitions", R"({"jobDefinitionName":"jd","status":"ACTIVE"})");
+  ASSERT_EQ(d["jobDefinitions"].as_array().size(), 2u);
+  Ok("DeregisterJobDefinition", R"({"jobDefinition":"jd"})");  // latest ACTIVE: 3
+  d = Ok("DescribeJobDefinitions", R"({"jobDefinitions":["jd:3"]})");
+  EXPECT_EQ(d["jobDefinitions"].as_array().at(0).at("status"), "INACTIVE");
+}
+
+TEST_F(ServiceTest, PaginationWalksEveryItemOnce) {
+  for (int i = 0; i < 7; ++i) MakeCe("ce" + std::to_string(i));
+  std::vector<std::string> seen;
+  std::string token;
+  for (int page = 0; page < 10; ++page) {
+    std::string req = R"({"maxResults":3)" +
+                      (token.empty() ? std::string() : R"(,"nextToken":")" + token + "\"") + "}";
+    auto d = Ok("DescribeComputeEnvironments", req);
+    for (const auto& ce : d["computeEnvironments"].as_array()) {
+      seen.emplace_back(ce.at("computeEnvironmentName").as_string());
+    }
+    if (!d.contains("nextToken")) break;
+    token = d["nextToken"].as_string();
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"ce0", "ce1", "ce2", "ce3", "ce4", "ce5", "ce6"}));
+  Err("DescribeComputeEnvironments", R"({"nextToken":"garbage"})");
+  Err("DescribeComputeEnvironments", R"({"maxResults":0})");
+}
+
+TEST_F(ServiceTest, StateSurvivesReload) {
+  // Given resources written through the service, a fresh load should see them.
+  MakeCe("ce1");
+  Ok("TagResource", R"({"resourceArn":"arn:aws:batch:us-east-1:123456789012:compute-environment/ce1","tags":{"team":"x"}})");
+  BatchService again(ServiceConfig{}, *store_, clock_, ids_);
+  ASSERT_TRUE(again.Load().ok());
+  auto r = again.CallSync("ListTagsForResource",
+                          J(R"({"resourceArn":"arn:aws:batch:us-east-1:123456789012:compute-environment/ce1"})"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value()["tags"].at("team"), "x");
+}
+
+TEST_F(ServiceTest, UnsupportedOperationsSayWhy) {
+  Status s = Err("CreateServiceEnvironment", R"({})");
+  EXPECT_NE(s.message().find("SageMaker"), std::string::npos);
+}
+
+TEST_F(ServiceTest, AccessKeysAreStoredAndLookedUp) {
+  auto key = svc_->CreateAccessKey();
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(svc_->SecretFor(key->id), key->secret);
+  EXPECT_EQ(svc_->SecretFor("AKIDNOPE"), std::nullopt);
+  // Access keys are not Batch resources: they can't be tagged.
+  Err("TagResource", R"({"resourceArn":")" + key->id + R"(","tags":{"a":"b"}})");
+}
+
+}  // namespace
+}  // namespace drover::service

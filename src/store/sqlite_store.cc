@@ -1,0 +1,226 @@
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "store/store.h"
+
+namespace drover::store {
+namespace {
+
+// Schema migrations, applied in order; PRAGMA user_version records how many
+// have run. Append only: never edit a migration that has shipped.
+const char* const kMigrations[] = {
+    // 1: resources of every kind, one row each.
+    R"sql(
+    CREATE TABLE resources(
+      key TEXT PRIMARY KEY NOT NULL,
+      kind TEXT NOT NULL,
+      name TEXT NOT NULL,
+      revision INTEGER NOT NULL DEFAULT 0,
+      seq INTEGER NOT NULL,
+      doc TEXT NOT NULL);
+    CREATE INDEX resources_by_kind ON resources(kind, seq);
+    )sql",
+};
+
+Status SqlError(sqlite3* db, const std::string& what) {
+  return Status::Server(what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  sqlite3_stmt* get() const { return s_; }
+  explicit operator bool() const { return s_ != nullptr; }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db), writer_([this] { WriterLoop(); }) {}
+
+  ~SqliteStore() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    writer_.join();
+    sqlite3_close(db_);
+  }
+
+  Status Migrate() {
+    std::lock_guard<std::mutex> l(db_mu_);
+    int version = 0;
+    {
+      Stmt st(db_, "PRAGMA user_version");
+      if (!st || sqlite3_step(st.get()) != SQLITE_ROW) return SqlError(db_, "read schema version");
+      version = sqlite3_column_int(st.get(), 0);
+    }
+    const int latest = static_cast<int>(std::size(kMigrations));
+    if (version > latest) {
+      return Status::Server("the data directory was written by a newer Drover (schema " +
+                            std::to_string(version) + ", this build knows " +
+                            std::to_string(latest) + ")");
+    }
+    for (int i = version; i < latest; ++i) {
+      std::string sql = std::string("BEGIN IMMEDIATE;") + kMigrations[i] +
+                        "PRAGMA user_version=" + std::to_string(i + 1) + ";COMMIT;";
+      char* err = nullptr;
+      if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : "unknown";
+        sqlite3_free(err);
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return Status::Server("schema migration " + std::to_string(i + 1) + " failed: " + msg);
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<Record>> LoadAll() override {
+    std::lock_guard<std::mutex> l(db_mu_);
+    Stmt st(db_, "SELECT kind, key, name, revision, seq, doc FROM resources ORDER BY seq");
+    if (!st) return SqlError(db_, "prepare load");
+    std::vector<Record> out;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+      auto text = [&](int c) {
+        const unsigned char* p = sqlite3_column_text(st.get(), c);
+        return std::string(p ? reinterpret_cast<const char*>(p) : "",
+                           sqlite3_column_bytes(st.get(), c));
+      };
+      out.push_back(Record{text(0), text(1), text(2), sqlite3_column_int64(st.get(), 3),
+                           sqlite3_column_int64(st.get(), 4), text(5)});
+    }
+    if (rc != SQLITE_DONE) return SqlError(db_, "load");
+    return out;
+  }
+
+  void Write(WriteBatch batch, std::function<void(Status)> done) override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      queue_.push_back(Pending{std::move(batch), std::move(done)});
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  struct Pending {
+    WriteBatch batch;
+    std::function<void(Status)> done;
+  };
+
+  // Group commit, as leveldb's DBImpl::Write does it: requests queue up while
+  // the writer is busy in fsync; when it comes back it takes *every* waiting
+  // batch and applies them all in one transaction, so one fsync pays for many
+  // requests. Order is preserved (queue order = Write() call order), each
+  // caller hears about its own batch only after COMMIT returned, and a failed
+  // transaction fails every batch in it (none of them is applied).
+  void WriterLoop() {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_ and drained
+      std::deque<Pending> group;
+      group.swap(queue_);
+      l.unlock();
+      Status s = Commit(group);
+      if (!s.ok()) LOG_ERROR("store commit of {} batches failed: {}", group.size(), s.message());
+      for (auto& p : group) {
+        if (p.done) p.done(s);
+      }
+      l.lock();
+    }
+  }
+
+  Status Commit(const std::deque<Pending>& group) {
+    std::lock_guard<std::mutex> l(db_mu_);
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return SqlError(db_, "begin");
+    }
+    Status s = Apply(group);
+    if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      s = SqlError(db_, "commit");
+    }
+    if (!s.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return s;
+  }
+
+  Status Apply(const std::deque<Pending>& group) {
+    Stmt put(db_,
+             "INSERT OR REPLACE INTO resources(kind, key, name, revision, seq, doc) "
+             "VALUES(?,?,?,?,?,?)");
+    Stmt del(db_, "DELETE FROM resources WHERE key = ?");
+    if (!put || !del) return SqlError(db_, "prepare write");
+    for (const auto& p : group) {
+      for (const Record& r : p.batch.puts) {
+        sqlite3_reset(put.get());
+        sqlite3_bind_text(put.get(), 1, r.kind.data(), r.kind.size(), SQLITE_STATIC);
+        sqlite3_bind_text(put.get(), 2, r.key.data(), r.key.size(), SQLITE_STATIC);
+        sqlite3_bind_text(put.get(), 3, r.name.data(), r.name.size(), SQLITE_STATIC);
+        sqlite3_bind_int64(put.get(), 4, r.revision);
+        sqlite3_bind_int64(put.get(), 5, r.seq);
+        sqlite3_bind_text(put.get(), 6, r.doc.data(), r.doc.size(), SQLITE_STATIC);
+        if (sqlite3_step(put.get()) != SQLITE_DONE) return SqlError(db_, "put " + r.key);
+      }
+      for (const std::string& k : p.batch.deletes) {
+        sqlite3_reset(del.get());
+        sqlite3_bind_text(del.get(), 1, k.data(), k.size(), SQLITE_STATIC);
+        if (sqlite3_step(del.get()) != SQLITE_DONE) return SqlError(db_, "delete " + k);
+      }
+    }
+    return Status::Ok();
+  }
+
+  sqlite3* db_;
+  std::mutex db_mu_;  // guards db_ (the writer and LoadAll)
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;  // guarded by mu_
+  bool stop_ = false;          // guarded by mu_
+  std::thread writer_;         // last: starts after the members above exist
+};
+
+}  // namespace
+
+Status Store::WriteSync(WriteBatch batch) {
+  std::promise<Status> p;
+  auto f = p.get_future();
+  Write(std::move(batch), [&p](Status s) { p.set_value(std::move(s)); });
+  return f.get();
+}
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    Status s = SqlError(db, "open " + path);
+    sqlite3_close(db);
+    return s;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                             "PRAGMA foreign_keys=ON"}) {
+    if (sqlite3_exec(db, pragma, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      Status s = SqlError(db, pragma);
+      sqlite3_close(db);
+      return s;
+    }
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  DROVER_RETURN_IF_ERROR(store->Migrate());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace drover::store

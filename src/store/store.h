@@ -1,0 +1,55 @@
+// Store: Drover's durable state. Only the service layer writes it.
+//
+// Thread-safety: a Store is safe for concurrent use. Write() may be called from
+// any thread; batches are applied in the order Write() was called, each one
+// atomically, and `done` runs on the store's writer thread once the batch is
+// durable (or failed). LoadAll() is meant for start-up.
+//
+// Records are opaque to the store: a kind, a primary key (the ARN), a name and
+// revision for lookups, a creation sequence for stable pagination, and the
+// resource document as text. The service owns their meaning. A PostgreSQL
+// implementation satisfies the same interface.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace drover::store {
+
+struct Record {
+  std::string kind;  // e.g. "compute-environment", "job-queue", "access-key"
+  std::string key;   // primary key: the ARN (or the access key id)
+  std::string name;
+  int64_t revision = 0;
+  int64_t seq = 0;   // creation order, for pagination
+  std::string doc;   // the document (JSON text)
+
+  bool operator==(const Record&) const = default;
+};
+
+struct WriteBatch {
+  std::vector<Record> puts;         // insert or replace by key
+  std::vector<std::string> deletes;  // keys
+  bool empty() const { return puts.empty() && deletes.empty(); }
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual Result<std::vector<Record>> LoadAll() = 0;
+  // Queues `batch`; `done(status)` runs once it is durable or has failed.
+  virtual void Write(WriteBatch batch, std::function<void(Status)> done) = 0;
+  // Write() and wait for it.
+  Status WriteSync(WriteBatch batch);
+};
+
+// Opens (creating and migrating as needed) an SQLite store at `path` in WAL
+// mode with synchronous=FULL. ":memory:" gives a private in-memory store.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+}  // namespace drover::store
