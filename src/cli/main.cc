@@ -1,0 +1,53 @@
+// `drover`: one binary, subcommands declared in one table (as ninja's kTools).
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+#include "server/server.h"
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  const char* help;
+  // Declares the subcommand's flags and returns what runs it.
+  std::function<std::function<int()>(CLI::App&)> setup;
+};
+
+std::function<int()> SetUpServer(CLI::App& app) {
+  auto opts = std::make_shared<drover::server::ServerOptions>();
+  app.add_option("--listen", opts->listen, "HOST:PORT to serve on (port 0: any free port)")
+      ->capture_default_str();
+  app.add_option("--data", opts->data_dir, "data directory (state, logs, credentials)")
+      ->capture_default_str();
+  app.add_option("--region", opts->region, "AWS region named in ARNs and signatures")
+      ->capture_default_str();
+  app.add_option("--account-id", opts->account_id, "AWS account id named in ARNs")
+      ->capture_default_str();
+  app.add_option("--log-level", opts->log_level, "trace|debug|info|warn|error|off")
+      ->capture_default_str();
+  app.add_option("--credentials", opts->credentials_file,
+                 "import access keys from an AWS shared credentials file");
+  app.add_option("--threads", opts->threads, "API threads (0: one per core)")
+      ->capture_default_str();
+  return [opts] { return drover::server::RunServer(*opts); };
+}
+
+const Subcommand kSubcommands[] = {
+    {"server", "serve the AWS Batch API over a durable store", SetUpServer},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Drover: a self-hosted batch computing service with the AWS Batch API"};
+  app.require_subcommand(1);
+  std::function<int()> run;
+  for (const auto& sc : kSubcommands) {
+    CLI::App* sub = app.add_subcommand(sc.name, sc.help);
+    auto fn = sc.setup(*sub);
+    sub->callback([&run, fn] { run = fn; });
+  }
+  CLI11_PARSE(app, argc, argv);
+  return run ? run() : 1;
+}

@@ -1,0 +1,156 @@
+#include "server/server.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "api/api.h"
+#include "common/log.h"
+#include "service/batch_service.h"
+#include "store/store.h"
+
+namespace drover::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Writes `text` to `path` atomically (temp file + rename) with `mode`.
+Status WriteFileAtomic(const fs::path& path, const std::string& text, mode_t mode) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return Status::Server("cannot write " + tmp.string() + ": " + strerror(errno));
+  ::fchmod(fd, mode);
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::Server("cannot write " + path.string() + ": " + strerror(errno));
+  }
+  return Status::Ok();
+}
+
+// Holds an exclusive flock on DIR/LOCK for the life of the process, so a
+// second server on the same data directory fails fast instead of corrupting it.
+Result<int> LockDataDir(const fs::path& dir) {
+  fs::path lock = dir / "LOCK";
+  int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Server("cannot open " + lock.string() + ": " + strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    std::string pid = n > 0 ? std::string(buf, n) : "unknown";
+    while (!pid.empty() && std::isspace(static_cast<unsigned char>(pid.back()))) pid.pop_back();
+    ::close(fd);
+    return Status::Client("another drover server (pid " + pid + ") is already using data dir " +
+                          dir.string());
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    LOG_WARN("cannot record pid in {}", lock.string());
+  }
+  return fd;
+}
+
+Status SetUpCredentials(const ServerOptions& opts, const fs::path& dir,
+                        service::BatchService& svc) {
+  if (!opts.credentials_file.empty()) {
+    std::ifstream in(opts.credentials_file);
+    if (!in) return Status::Client("cannot read --credentials " + opts.credentials_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    DROVER_ASSIGN_OR_RETURN(auto entries, ParseCredentials(ss.str()));
+    if (entries.empty()) {
+      return Status::Client("--credentials " + opts.credentials_file + " holds no access key");
+    }
+    for (const auto& e : entries) {
+      DROVER_RETURN_IF_ERROR(svc.ImportAccessKey({e.access_key_id, e.secret_access_key}));
+      LOG_INFO("imported access key {} (profile [{}])", e.access_key_id, e.profile);
+    }
+  }
+  if (svc.AccessKeyCount() > 0) return Status::Ok();
+  DROVER_ASSIGN_OR_RETURN(service::AccessKey key, svc.CreateAccessKey());
+  DROVER_RETURN_IF_ERROR(
+      WriteFileAtomic(dir / "credentials", RenderCredentials(key.id, key.secret), 0600));
+  DROVER_RETURN_IF_ERROR(
+      WriteFileAtomic(dir / "config", "[default]\nregion = " + opts.region + "\n", 0600));
+  LOG_INFO("created admin access key {} in {}", key.id, (dir / "credentials").string());
+  return Status::Ok();
+}
+
+}  // namespace
+
+int RunServer(const ServerOptions& opts) {
+  if (Status s = InitLogging(opts.log_level); !s.ok()) {
+    std::fprintf(stderr, "drover: %s\n", s.message().c_str());
+    return 2;
+  }
+  auto fail = [](const Status& s) {
+    LOG_ERROR("{}", s.message());
+    return s.code() == Code::kClient ? 2 : 1;
+  };
+  auto listen = ParseListen(opts.listen);
+  if (!listen.ok()) return fail(listen.status());
+
+  std::error_code ec;
+  fs::path dir = fs::absolute(opts.data_dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) return fail(Status::Server("cannot create data dir " + dir.string() + ": " + ec.message()));
+  ::chmod(dir.c_str(), 0700);  // state, logs and credentials are the server's alone
+  auto lock = LockDataDir(dir);
+  if (!lock.ok()) return fail(lock.status());
+
+  auto store = store::OpenSqliteStore((dir / "state.db").string());
+  if (!store.ok()) return fail(store.status());
+  SystemClock clock;
+  RandomIds ids;
+  service::BatchService svc({opts.region, opts.account_id}, **store, clock, ids);
+  if (Status s = svc.Load(); !s.ok()) return fail(s);
+  if (Status s = SetUpCredentials(opts, dir, svc); !s.ok()) return fail(s);
+
+  // Signals are taken by a dedicated thread (sigwait), so they are blocked
+  // before any other thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  api::ApiServer api({opts.region}, svc, clock, ids);
+  auto port = api.Listen(listen->first, listen->second);
+  if (!port.ok()) return fail(port.status());
+  std::string host = listen->first;
+  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  std::string endpoint = "http://" + host + ":" + std::to_string(*port);
+  if (Status s = WriteFileAtomic(dir / "endpoint", endpoint + "\n", 0644); !s.ok()) return fail(s);
+
+  LOG_INFO("drover serving the AWS Batch API at {} (data: {})", endpoint, dir.string());
+  LOG_INFO("try: AWS_SHARED_CREDENTIALS_FILE={0}/credentials AWS_CONFIG_FILE={0}/config "
+           "aws batch describe-job-queues --endpoint-url {1}",
+           dir.string(), endpoint);
+
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    LOG_INFO("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    api.Stop();
+  });
+  int threads = opts.threads > 0 ? opts.threads
+                                 : std::max(1u, std::thread::hardware_concurrency());
+  api.Run(threads);
+  signals.join();
+  fs::remove(dir / "endpoint", ec);
+  LOG_INFO("stopped");
+  return 0;
+}
+
+}  // namespace drover::server

@@ -1,0 +1,41 @@
+// `drover server`: wires the store, the service and the API together, owns the
+// data directory (lock file, credentials, endpoint file) and runs until
+// SIGINT/SIGTERM.
+//
+// Thread-safety: RunServer() is called once, from main.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace drover::server {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./drover-data";
+  std::string region = "us-east-1";
+  std::string account_id = "123456789012";
+  std::string log_level = "info";
+  std::string credentials_file;  // keys to import (an AWS shared credentials file)
+  int threads = 0;               // 0: one per core
+};
+
+// Runs the server; returns the process exit code.
+int RunServer(const ServerOptions& opts);
+
+// An access key read from an AWS shared credentials file.
+struct CredentialEntry {
+  std::string profile, access_key_id, secret_access_key;
+};
+// Parses the INI text of an AWS shared credentials file.
+Result<std::vector<CredentialEntry>> ParseCredentials(std::string_view text);
+// Renders a credentials file with one [default] profile.
+std::string RenderCredentials(const std::string& id, const std::string& secret);
+
+// Splits "HOST:PORT" ("[::1]:8080" for IPv6).
+Result<std::pair<std::string, int>> ParseListen(std::string_view listen);
+
+}  // namespace drover::server
