@@ -1,0 +1,104 @@
+#include "sched/schedule.h"
+
+#include <gtest/gtest.h>
+
+namespace drover::sched {
+namespace {
+
+// A harness: a host with 4 vCPU / 8192 MiB, CEs "a" (max 4) and "b" (max 2).
+class ScheduleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    snap_.host.capacity = {4, 8192, 0};
+    snap_.ces["a"] = CeView{"a", "a", true, true, 4, {}};
+    snap_.ces["b"] = CeView{"b", "b", true, true, 2, {}};
+    snap_.queues.push_back(QueueView{"q1", "q1", true, 1, 1, {"a"}});
+    snap_.queues.push_back(QueueView{"q2", "q2", true, 10, 2, {"b", "a"}});
+  }
+  void Job(std::string id, std::string queue, double vcpus, int64_t mem = 256) {
+    snap_.runnable.push_back(JobView{id, queue, {vcpus, mem, 0}, seq_++});
+  }
+  std::string Run() { return PlanToString(Schedule(snap_)); }
+  Snapshot snap_;
+  int64_t seq_ = 1;
+};
+
+TEST_F(ScheduleTest, FifoWithinAQueue) {
+  // Given three 2-vCPU jobs in one queue on a 4-vCPU CE, the first two should start.
+  Job("j1", "q1", 2);
+  Job("j2", "q1", 2);
+  Job("j3", "q1", 2);
+  std::string plan = Run();
+  EXPECT_EQ(plan.substr(0, plan.find("; wait")), "start j1@a; start j2@a");
+  EXPECT_NE(plan.find("wait j3(Waiting for capacity: the job needs 2 vCPU, 256 MiB; compute "
+                      "environment a uses 4 of 4 vCPU (maxvCpus)"),
+            std::string::npos)
+      << plan;
+}
+
+TEST_F(ScheduleTest, HigherPriorityQueueGoesFirstAndSpillsToItsNextCe) {
+  // Given q2 (priority 10) before q1, q2's jobs fill b, then spill into a.
+  snap_.host.capacity.vcpus = 8;
+  Job("low", "q1", 2);
+  Job("h1", "q2", 2);
+  Job("h2", "q2", 2);
+  EXPECT_EQ(Run(), "start h1@b; start h2@a; start low@a");
+}
+
+TEST_F(ScheduleTest, SmallJobsBackfillBehindABigOne) {
+  // Given a 3-vCPU job that can't start while 2 vCPU are used, a 1-vCPU job behind it should.
+  snap_.ces["a"].used = {2, 0, 0};
+  snap_.host.used = {2, 0, 0};
+  Job("big", "q1", 3);
+  Job("small", "q1", 1);
+  std::string plan = Run();
+  EXPECT_EQ(plan.substr(0, plan.find(';')), "start small@a") << plan;
+  EXPECT_NE(plan.find("wait big(Waiting for capacity"), std::string::npos) << plan;
+}
+
+TEST_F(ScheduleTest, JobsThatCanNeverFitSaySo) {
+  Job("huge", "q1", 8);
+  Job("fat", "q1", 1, 100000);
+  std::string plan = Run();
+  EXPECT_NE(plan.find("wait huge(MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - the job "
+                      "needs 8 vCPU but compute environment a allows at most 4 (maxvCpus))"),
+            std::string::npos)
+      << plan;
+  EXPECT_NE(plan.find("wait fat(MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - the job needs 1 "
+                      "vCPU, 100000 MiB but the largest host of compute environment a has 4 "
+                      "vCPU, 8192 MiB)"),
+            std::string::npos)
+      << plan;
+}
+
+TEST_F(ScheduleTest, DisabledQueuesAndComputeEnvironmentsHoldJobsWithAReason) {
+  snap_.queues[0].enabled = false;
+  snap_.ces["a"].enabled = false;
+  snap_.ces["b"].enabled = false;
+  Job("j1", "q1", 1);
+  Job("j2", "q2", 1);
+  EXPECT_EQ(Run(),
+            "wait j2(Waiting: no compute environment of job queue q2 is ENABLED); "
+            "wait j1(Waiting: job queue q1 is DISABLED)");
+}
+
+TEST_F(ScheduleTest, TheHostIsSharedByItsComputeEnvironments) {
+  // Given two CEs on one 4-vCPU host, their jobs together can't exceed the host.
+  Job("h1", "q2", 2);
+  Job("h2", "q2", 2);
+  Job("low", "q1", 2);
+  std::string plan = Run();
+  EXPECT_EQ(plan.substr(0, plan.find("; wait")), "start h1@b; start h2@a");
+  EXPECT_NE(plan.find("wait low(Waiting for capacity: the job needs 2 vCPU, 256 MiB; compute "
+                      "environment a uses 2 of 4 vCPU (maxvCpus) and its host 4 of 4 vCPU"),
+            std::string::npos)
+      << plan;
+}
+
+TEST_F(ScheduleTest, GpuJobsNeverFitAHostWithoutGpus) {
+  snap_.runnable.push_back(JobView{"g", "q1", {1, 256, 1}, 1});
+  EXPECT_NE(Run().find("wait g(MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace drover::sched

@@ -1,0 +1,415 @@
+"""End-to-end harness: runs the real `drover server` binary and talks to it
+through real AWS clients (boto3, AWS CLI v1 and v2).
+
+- DroverServer: one server process on a temporary data dir (tempfile), a fixed
+  test access key imported with --credentials, start/stop (SIGTERM, exit 0
+  asserted)/restart on the same dir.
+- DroverTestCase: a unittest.TestCase base class that starts one server per
+  test class (setUpClass) and offers helpers to create resources, assert AWS
+  errors and snapshot the whole visible state (to prove a refused request
+  changed nothing).
+
+The binary comes from $DROVER_BIN (default /work/main/build/drover).
+"""
+
+import configparser
+import copy
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+DROVER_BIN = os.environ.get("DROVER_BIN", "/work/main/build/drover")
+ACCESS_KEY = "AKIDDROVERE2ETEST0001"
+SECRET_KEY = "droverE2eSecretKey0123456789abcdefXYZ"
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # the server's default --account-id
+AWS_CLI_V1 = [sys.executable, "-m", "awscli"]
+AWS_CLI_V2 = ["/usr/bin/aws"]
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 15.0
+
+# Never let the developer's ~/.aws or AWS_* variables leak into the clients of
+# this test process: boto3 clients get explicit keys, region and endpoint, and
+# the shared files point at nothing.
+for _var in list(os.environ):
+    if _var.startswith("AWS_") and _var != "AWS_MAX_ATTEMPTS":
+        del os.environ[_var]
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"},
+                  connect_timeout=5, read_timeout=30)
+# The same, without botocore's client-side parameter validation: the request
+# reaches the server as given, so the SERVER's validation is what is tested.
+RAW = NO_RETRY.merge(Config(parameter_validation=False))
+
+
+def http(method, url, body=None, headers=None, timeout=10):
+    """Sends one plain HTTP request; returns (status, headers dict lower-cased, body bytes)."""
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+class DroverServer:
+    """One `drover server` process on a temporary data directory."""
+
+    def __init__(self, credentials=True, region=None, account_id=None, extra_args=()):
+        self.tmp = tempfile.mkdtemp(prefix="drover-e2e-")
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.region = region or REGION
+        self.account_id = account_id or ACCOUNT_ID
+        self.use_credentials_file = credentials
+        self.extra_args = list(extra_args)
+        self.access_key, self.secret_key = ACCESS_KEY, SECRET_KEY
+        # Client-side files: the test key and a config naming the region.
+        self.credentials_file = os.path.join(self.tmp, "credentials")
+        with open(self.credentials_file, "w") as f:
+            f.write("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+                    % (ACCESS_KEY, SECRET_KEY))
+        self.config_file = os.path.join(self.tmp, "config")
+        with open(self.config_file, "w") as f:
+            f.write("[default]\nregion = %s\n" % self.region)
+        self.home = os.path.join(self.tmp, "home")
+        os.makedirs(self.home)
+        self.proc = None
+        self.endpoint = None
+        self.log_path = None
+        self._starts = itertools.count(1)
+        self.last_exit_code = None
+
+    # --- process control -------------------------------------------------
+
+    def command(self):
+        cmd = [DROVER_BIN, "server", "--listen", "127.0.0.1:0", "--data", self.data_dir,
+               "--region", self.region, "--account-id", self.account_id]
+        if self.use_credentials_file:
+            cmd += ["--credentials", self.credentials_file]
+        return cmd + self.extra_args
+
+    def spawn(self, log_name):
+        """Starts the binary without waiting for it; returns (Popen, log path)."""
+        log_path = os.path.join(self.tmp, log_name)
+        log = open(log_path, "wb")
+        try:
+            proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        finally:
+            log.close()
+        return proc, log_path
+
+    def log(self):
+        if not self.log_path or not os.path.exists(self.log_path):
+            return ""
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def start(self, timeout=START_TIMEOUT):
+        """Starts the server and waits (bounded) until DIR/endpoint names a URL that
+        answers GET /healthz. A stale endpoint file left by a crash is never trusted:
+        it would not answer."""
+        assert self.proc is None, "server already running"
+        self.proc, self.log_path = self.spawn("server-%d.log" % next(self._starts))
+        endpoint_file = os.path.join(self.data_dir, "endpoint")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                self.proc = None
+                raise AssertionError("drover server exited with %s before serving:\n%s"
+                                     % (rc, self.log()))
+            try:
+                with open(endpoint_file) as f:
+                    url = f.read().strip()
+            except OSError:
+                url = ""
+            if url.startswith("http://"):
+                try:
+                    status, _, _ = http("GET", url + "/healthz", timeout=1)
+                    if status == 200:
+                        self.endpoint = url
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        self.kill()
+        raise AssertionError("drover server did not write a working %s within %.0fs:\n%s"
+                             % (endpoint_file, timeout, self.log()))
+
+    def stop(self, check=True, timeout=STOP_TIMEOUT):
+        """Stops the server with SIGTERM. With check, asserts a clean exit: code 0 and
+        DIR/endpoint removed. Returns the exit code."""
+        if self.proc is None:
+            return self.last_exit_code
+        proc, self.proc = self.proc, None
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("drover server did not exit within %.0fs of SIGTERM:\n%s"
+                                 % (timeout, self.log()))
+        self.last_exit_code = rc
+        if check:
+            endpoint_left = os.path.exists(os.path.join(self.data_dir, "endpoint"))
+            if rc != 0 or endpoint_left:
+                raise AssertionError(
+                    "drover server did not stop cleanly on SIGTERM: exit code %s (want 0), "
+                    "DIR/endpoint %s (want removed); log:\n%s"
+                    % (rc, "left behind" if endpoint_left else "removed", self.log()))
+        return rc
+
+    def restart(self, check=True):
+        self.stop(check=check)
+        return self.start()
+
+    def kill(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # --- clients ---------------------------------------------------------
+
+    def client(self, region_name=None, access_key=None, secret_key=None, config=NO_RETRY):
+        return boto3.session.Session().client(
+            "batch",
+            endpoint_url=self.endpoint,
+            region_name=region_name or self.region,
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            config=config,
+        )
+
+    def cli_env(self, credentials_file=None, config_file=None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({
+            "HOME": self.home,
+            "AWS_SHARED_CREDENTIALS_FILE": credentials_file or self.credentials_file,
+            "AWS_CONFIG_FILE": config_file or self.config_file,
+            "AWS_MAX_ATTEMPTS": "1",
+            "AWS_RETRY_MODE": "standard",
+            "AWS_PAGER": "",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        })
+        return env
+
+    def cli(self, args, version=1, credentials_file=None, config_file=None, timeout=60):
+        """Runs `aws batch ARGS` with CLI v1 or v2 against this server.
+        Returns (exit code, parsed JSON or raw stdout, stderr)."""
+        base = AWS_CLI_V1 if version == 1 else AWS_CLI_V2
+        cmd = base + ["batch"] + list(args) + ["--endpoint-url", self.endpoint,
+                                                "--output", "json"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           env=self.cli_env(credentials_file, config_file))
+        out = p.stdout
+        try:
+            out = json.loads(p.stdout) if p.stdout.strip() else p.stdout
+        except ValueError:
+            pass
+        return p.returncode, out, p.stderr
+
+    # --- ARNs --------------------------------------------------------------
+
+    def arn(self, kind, resource):
+        return "arn:aws:batch:%s:%s:%s/%s" % (self.region, self.account_id, kind, resource)
+
+
+def strip_metadata(resp):
+    resp = dict(resp)
+    resp.pop("ResponseMetadata", None)
+    return resp
+
+
+class DroverTestCase(unittest.TestCase):
+    """Starts one server per test class. Subclasses may set `server_options`."""
+
+    server_options = {}
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = DroverServer(**cls.server_options)
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+        cls.batch = cls.server.client()
+        cls.raw = cls.server.client(config=RAW)
+        cls._names = itertools.count(1)
+
+    @classmethod
+    def tearDownClass(cls):
+        # Every class ends with a clean SIGTERM shutdown (exit code 0).
+        cls.server.stop(check=True)
+        super().tearDownClass()
+
+    # --- names and ARNs ----------------------------------------------------
+
+    def name(self, prefix="r"):
+        """A resource name unique within this class's server."""
+        return "%s-%s-%d" % (prefix, self._testMethodName[5:25].replace("_", "-").strip("-"),
+                             next(self._names))
+
+    def arn(self, kind, resource):
+        return self.server.arn(kind, resource)
+
+    # --- errors ------------------------------------------------------------
+
+    def assertClientError(self, fn, *args, code="ClientException", status=400, contains=None,
+                          **kwargs):
+        """Calls fn(*args, **kwargs); asserts it raises an AWS error `code` with HTTP
+        `status` (and a message containing `contains`). Returns the error response."""
+        with self.assertRaises(ClientError) as cm:
+            fn(*args, **kwargs)
+        err = cm.exception.response
+        self.assertEqual(err["Error"]["Code"], code, err)
+        self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], status, err)
+        message = err["Error"].get("Message", "")
+        self.assertTrue(message, "error %s has no message" % code)
+        if contains is not None:
+            for frag in [contains] if isinstance(contains, str) else contains:
+                self.assertIn(frag.lower(), message.lower(), err)
+        return err
+
+    def assertRefusedUnchanged(self, fn, *args, contains=None, **kwargs):
+        """Asserts the call is refused with ClientException (HTTP 400) AND that the
+        whole visible state is identical before and after."""
+        before = self.snapshot()
+        err = self.assertClientError(fn, *args, contains=contains, **kwargs)
+        after = self.snapshot()
+        self.assertEqual(before, after, "a refused request changed the state")
+        return err
+
+    # --- state -------------------------------------------------------------
+
+    def snapshot(self, client=None):
+        """Everything the API shows: every resource of every type (all pages) and
+        the tags of each."""
+        b = client or self.batch
+        state = {}
+        ces = []
+        for page in b.get_paginator("describe_compute_environments").paginate():
+            ces += page["computeEnvironments"]
+        state["computeEnvironments"] = ces
+        queues = []
+        for page in b.get_paginator("describe_job_queues").paginate():
+            queues += page["jobQueues"]
+        state["jobQueues"] = queues
+        jds = []
+        for page in b.get_paginator("describe_job_definitions").paginate():
+            jds += page["jobDefinitions"]
+        state["jobDefinitions"] = jds
+        sp_arns = []
+        for page in b.get_paginator("list_scheduling_policies").paginate():
+            sp_arns += [p["arn"] for p in page["schedulingPolicies"]]
+        state["schedulingPolicies"] = (
+            b.describe_scheduling_policies(arns=sp_arns)["schedulingPolicies"] if sp_arns else [])
+        crs = []
+        for page in b.get_paginator("list_consumable_resources").paginate():
+            crs += page["consumableResources"]
+        state["consumableResources"] = [
+            strip_metadata(b.describe_consumable_resource(
+                consumableResource=c["consumableResourceArn"])) for c in crs]
+        arns = ([c["computeEnvironmentArn"] for c in ces] + [q["jobQueueArn"] for q in queues]
+                + [j["jobDefinitionArn"] for j in jds] + sp_arns
+                + [c["consumableResourceArn"] for c in crs])
+        state["tags"] = {a: b.list_tags_for_resource(resourceArn=a)["tags"] for a in arns}
+        return state
+
+    # --- resource helpers --------------------------------------------------
+
+    def make_ce(self, name=None, managed=False, **kwargs):
+        name = name or self.name("ce")
+        params = {"computeEnvironmentName": name, "type": "MANAGED" if managed else "UNMANAGED"}
+        if managed and "computeResources" not in kwargs:
+            params["computeResources"] = {
+                "type": "EC2", "minvCpus": 0, "maxvCpus": 16,
+                "instanceTypes": ["optimal"], "subnets": ["subnet-0123abcd"],
+                "securityGroupIds": ["sg-0123abcd"], "instanceRole": "ecsInstanceRole"}
+        params.update(kwargs)
+        resp = self.batch.create_compute_environment(**params)
+        self.assertEqual(resp["computeEnvironmentName"], name)
+        self.assertEqual(resp["computeEnvironmentArn"], self.arn("compute-environment", name))
+        return resp["computeEnvironmentArn"]
+
+    def make_queue(self, name=None, ces=None, priority=1, **kwargs):
+        name = name or self.name("jq")
+        if ces is None:
+            ces = [self.make_ce()]
+        order = [{"order": i + 1, "computeEnvironment": ce} for i, ce in enumerate(ces)]
+        resp = self.batch.create_job_queue(jobQueueName=name, priority=priority,
+                                           computeEnvironmentOrder=order, **kwargs)
+        self.assertEqual(resp["jobQueueArn"], self.arn("job-queue", name))
+        return resp["jobQueueArn"]
+
+    def register_jd(self, name=None, **kwargs):
+        name = name or self.name("jd")
+        params = {"jobDefinitionName": name, "type": "container"}
+        if not any(k in kwargs for k in ("containerProperties", "ecsProperties",
+                                          "eksProperties", "nodeProperties")):
+            params["containerProperties"] = {
+                "image": "busybox", "command": ["echo", "hello"],
+                "resourceRequirements": [{"type": "VCPU", "value": "1"},
+                                         {"type": "MEMORY", "value": "512"}]}
+        params.update(kwargs)
+        return strip_metadata(self.batch.register_job_definition(**params))
+
+    def make_policy(self, name=None, **kwargs):
+        name = name or self.name("sp")
+        resp = self.batch.create_scheduling_policy(name=name, **kwargs)
+        self.assertEqual(resp["arn"], self.arn("scheduling-policy", name))
+        return resp["arn"]
+
+    def make_consumable(self, name=None, **kwargs):
+        name = name or self.name("cr")
+        resp = self.batch.create_consumable_resource(consumableResourceName=name, **kwargs)
+        self.assertEqual(resp["consumableResourceArn"], self.arn("consumable-resource", name))
+        return resp["consumableResourceArn"]
+
+    def describe_ce(self, ref):
+        got = self.batch.describe_compute_environments(computeEnvironments=[ref])
+        self.assertEqual(len(got["computeEnvironments"]), 1, got)
+        return got["computeEnvironments"][0]
+
+    def describe_queue(self, ref):
+        got = self.batch.describe_job_queues(jobQueues=[ref])
+        self.assertEqual(len(got["jobQueues"]), 1, got)
+        return got["jobQueues"][0]
+
+    def describe_policy(self, arn):
+        got = self.batch.describe_scheduling_policies(arns=[arn])
+        self.assertEqual(len(got["schedulingPolicies"]), 1, got)
+        return got["schedulingPolicies"][0]
+
+    def disable_and_delete_queue(self, ref):
+        self.batch.update_job_queue(jobQueue=ref, state="DISABLED")
+        self.batch.delete_job_queue(jobQueue=ref)
+
+
+__all__ = ["DroverServer", "DroverTestCase", "http", "strip_metadata", "ClientError",
+           "ACCESS_KEY", "SECRET_KEY", "REGION", "ACCOUNT_ID", "DROVER_BIN", "NO_RETRY", "RAW",
+           "AWS_CLI_V1", "AWS_CLI_V2", "botocore", "copy", "configparser", "json"]
