@@ -30,6 +30,17 @@ std::function<int()> SetUpServer(CLI::App& app) {
                  "import access keys from an AWS shared credentials file");
   app.add_option("--threads", opts->threads, "API threads (0: one per core)")
       ->capture_default_str();
+  app.add_option("--job-user", opts->job_user,
+                 "user that runs jobs when the server is root (\"\": the server's user)")
+      ->capture_default_str();
+  app.add_option("--kill-grace-seconds", opts->kill_grace_seconds,
+                 "TerminateJob: seconds between SIGTERM and SIGKILL")
+      ->capture_default_str();
+  app.add_option("--job-log-cap-mib", opts->job_log_cap_mib, "output kept per job attempt")
+      ->capture_default_str();
+  app.add_option("--job-retention-hours", opts->job_retention_hours,
+                 "finished jobs and their logs are kept this long")
+      ->capture_default_str();
   return [opts] { return drover::server::RunServer(*opts); };
 }
 

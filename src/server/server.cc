@@ -1,6 +1,8 @@
 #include "server/server.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <thread>
 
 #include "api/api.h"
+#include "exec/executor.h"
 #include "common/log.h"
 #include "service/batch_service.h"
 #include "store/store.h"
@@ -85,6 +88,25 @@ Status SetUpCredentials(const ServerOptions& opts, const fs::path& dir,
   return Status::Ok();
 }
 
+// Attempts never run as root: when the server is root they run as `name`,
+// created as a system user when missing.
+Status ResolveJobUser(const std::string& name, service::ServiceConfig& cfg) {
+  if (::geteuid() != 0 || name.empty()) return Status::Ok();
+  struct passwd* pw = ::getpwnam(name.c_str());
+  if (!pw) {
+    std::string cmd = "useradd --system --no-create-home --home-dir /nonexistent "
+                      "--shell /usr/sbin/nologin " + name + " >/dev/null 2>&1";
+    if (std::system(cmd.c_str()) != 0 || !(pw = ::getpwnam(name.c_str()))) {
+      return Status::Server("cannot create the job user '" + name +
+                            "' (useradd failed); create it or pass --job-user");
+    }
+    LOG_INFO("created system user {} to run jobs", name);
+  }
+  cfg.job_uid = pw->pw_uid;
+  cfg.job_gid = pw->pw_gid;
+  return Status::Ok();
+}
+
 }  // namespace
 
 int RunServer(const ServerOptions& opts) {
@@ -103,7 +125,12 @@ int RunServer(const ServerOptions& opts) {
   fs::path dir = fs::absolute(opts.data_dir, ec);
   fs::create_directories(dir, ec);
   if (ec) return fail(Status::Server("cannot create data dir " + dir.string() + ": " + ec.message()));
-  ::chmod(dir.c_str(), 0700);  // state, logs and credentials are the server's alone
+  // State, logs and credentials are the server's alone. Jobs may pass through
+  // the data dir (0711: no listing) to reach their own scratch directory only.
+  ::umask(077);
+  ::chmod(dir.c_str(), 0711);
+  fs::create_directories(dir / "scratch", ec);
+  ::chmod((dir / "scratch").c_str(), 0711);
   auto lock = LockDataDir(dir);
   if (!lock.ok()) return fail(lock.status());
 
@@ -111,9 +138,24 @@ int RunServer(const ServerOptions& opts) {
   if (!store.ok()) return fail(store.status());
   SystemClock clock;
   RandomIds ids;
-  service::BatchService svc({opts.region, opts.account_id}, **store, clock, ids);
+  service::ServiceConfig cfg;
+  cfg.region = opts.region;
+  cfg.account_id = opts.account_id;
+  cfg.host_capacity.vcpus = std::max(1u, std::thread::hardware_concurrency());
+  cfg.host_capacity.memory_mib =
+      static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE) / (1 << 20);
+  cfg.log_root = (dir / "logs").string();
+  cfg.scratch_root = (dir / "scratch").string();
+  cfg.log_cap_bytes = static_cast<uint64_t>(opts.job_log_cap_mib) << 20;
+  cfg.job_retention_ms = opts.job_retention_hours * 3600 * 1000;
+  char host[256] = "localhost";
+  ::gethostname(host, sizeof host - 1);
+  cfg.host_name = host;
+  if (Status s = ResolveJobUser(opts.job_user, cfg); !s.ok()) return fail(s);
+  service::BatchService svc(cfg, **store, clock, ids);
   if (Status s = svc.Load(); !s.ok()) return fail(s);
   if (Status s = SetUpCredentials(opts, dir, svc); !s.ok()) return fail(s);
+  if (Status s = svc.RecoverJobs(); !s.ok()) return fail(s);
 
   // Signals are taken by a dedicated thread (sigwait), so they are blocked
   // before any other thread starts.
@@ -138,6 +180,14 @@ int RunServer(const ServerOptions& opts) {
            "aws batch describe-job-queues --endpoint-url {1}",
            dir.string(), endpoint);
 
+  auto executor = exec::MakeLocalExecutor({opts.kill_grace_seconds * 1000}, clock,
+                                          [&svc](const exec::TaskEvent& e) { svc.OnTaskEvent(e); });
+  svc.SetExecutor(executor.get());
+  svc.StartScheduler();
+  LOG_INFO("jobs run on this host: {} vCPU, {} MiB{}", cfg.host_capacity.vcpus,
+           cfg.host_capacity.memory_mib,
+           cfg.job_uid ? " as user " + opts.job_user : std::string());
+
   std::thread signals([&] {
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -148,6 +198,9 @@ int RunServer(const ServerOptions& opts) {
                                  : std::max(1u, std::thread::hardware_concurrency());
   api.Run(threads);
   signals.join();
+  svc.StopScheduler();
+  executor->Shutdown();  // attempts still running are lost; RecoverJobs handles them
+  svc.SetExecutor(nullptr);
   fs::remove(dir / "endpoint", ec);
   LOG_INFO("stopped");
   return 0;

@@ -21,6 +21,11 @@ struct ServerOptions {
   std::string log_level = "info";
   std::string credentials_file;  // keys to import (an AWS shared credentials file)
   int threads = 0;               // 0: one per core
+  // Jobs.
+  std::string job_user = "drover-job";  // attempts run as this user when the server is root
+  int64_t kill_grace_seconds = 30;       // TerminateJob: SIGTERM, then SIGKILL after this
+  int64_t job_log_cap_mib = 64;          // output kept per attempt
+  int64_t job_retention_hours = 168;     // finished jobs and their logs are kept this long
 };
 
 // Runs the server; returns the process exit code.

@@ -5,6 +5,7 @@
 #include "common/base64.h"
 #include "common/log.h"
 #include "model/model.h"
+#include "service/job.h"
 
 namespace drover::service {
 
@@ -16,9 +17,6 @@ constexpr const char* kSageMaker =
 constexpr const char* kQuotaShares =
     "Quota shares are not supported yet: they come with Drover's scheduling work (see "
     "docs/api-compat.md)";
-constexpr const char* kJobsPending =
-    "Jobs are not supported by this Drover build yet: job operations come with the jobs work "
-    "(see docs/api-compat.md)";
 
 }  // namespace
 
@@ -60,6 +58,8 @@ BatchService::BatchService(ServiceConfig cfg, store::Store& store, Clock& clock,
     : cfg_(std::move(cfg)), arns_(cfg_.region, cfg_.account_id), store_(store), clock_(clock),
       ids_(ids) {}
 
+BatchService::~BatchService() { StopScheduler(); }
+
 const std::map<std::string, BatchService::OpEntry, std::less<>>& BatchService::Ops() {
   using S = BatchService;
   static const std::map<std::string, OpEntry, std::less<>> ops = {
@@ -88,13 +88,12 @@ const std::map<std::string, BatchService::OpEntry, std::less<>>& BatchService::O
       {"TagResource", {&S::TagResource, nullptr}},
       {"UntagResource", {&S::UntagResource, nullptr}},
       {"ListTagsForResource", {&S::ListTagsForResource, nullptr}},
-      // Jobs: the next piece of work.
-      {"SubmitJob", {nullptr, kJobsPending}},
-      {"DescribeJobs", {nullptr, kJobsPending}},
-      {"ListJobs", {nullptr, kJobsPending}},
-      {"CancelJob", {nullptr, kJobsPending}},
-      {"TerminateJob", {nullptr, kJobsPending}},
-      {"GetJobQueueSnapshot", {nullptr, kJobsPending}},
+      {"SubmitJob", {&S::SubmitJob, nullptr}},
+      {"DescribeJobs", {&S::DescribeJobs, nullptr}},
+      {"ListJobs", {&S::ListJobs, nullptr}},
+      {"CancelJob", {&S::CancelJob, nullptr}},
+      {"TerminateJob", {&S::TerminateJob, nullptr}},
+      {"GetJobQueueSnapshot", {&S::GetJobQueueSnapshot, nullptr}},
       // Quota shares: with the scheduling work.
       {"CreateQuotaShare", {nullptr, kQuotaShares}},
       {"UpdateQuotaShare", {nullptr, kQuotaShares}},
@@ -121,6 +120,8 @@ Status BatchService::Load() {
   resources_.clear();
   order_.clear();
   jd_revisions_.clear();
+  jobs_.clear();
+  live_.clear();
   next_seq_ = 1;
   for (auto& r : records) {
     auto doc = ParseJson(r.doc);
@@ -134,7 +135,8 @@ Status BatchService::Load() {
       latest = std::max(latest, res.revision);
     }
     next_seq_ = std::max(next_seq_, res.seq + 1);
-    resources_[res.arn] = std::move(res);
+    Resource& stored = resources_[res.arn] = std::move(res);
+    if (stored.kind == kJob) IndexJob(stored);
   }
   return Status::Ok();
 }
@@ -159,7 +161,10 @@ void BatchService::Call(std::string_view operation, json::value request, Reply d
     l.unlock();
     return done(std::move(out->response));
   }
+  bool wake = out->wake;
   Persist(std::move(out).value(), std::move(done));  // under mu_: store order = memory order
+  l.unlock();
+  if (wake) Wake();
 }
 
 void BatchService::Persist(Outcome outcome, Reply done) {
@@ -216,11 +221,11 @@ void BatchService::Erase(const std::string& arn) {
 
 Result<BatchService::Page> BatchService::Paginate(
     std::string_view kind, const json::object& req,
-    const std::function<bool(const Resource&)>& keep) {
+    const std::function<bool(const Resource&)>& keep, int64_t max_limit) {
   int64_t max = 100;
   if (auto m = GetInt(req, "maxResults")) {
-    if (*m < 1 || *m > 100) {
-      return Status::Client("maxResults must be between 1 and 100");
+    if (*m < 1 || *m > max_limit) {
+      return Status::Client("maxResults must be between 1 and " + std::to_string(max_limit));
     }
     max = *m;
   }

@@ -10,7 +10,9 @@
 // model says. The API layer maps Status codes onto AWS exception names.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
+#include <thread>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +24,8 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/status.h"
+#include "exec/executor.h"
+#include "sched/schedule.h"
 #include "service/arn.h"
 #include "store/store.h"
 
@@ -30,6 +34,15 @@ namespace drover::service {
 struct ServiceConfig {
   std::string region = "us-east-1";
   std::string account_id = "123456789012";
+  // Jobs on this host.
+  sched::Resources host_capacity{2, 2048, 0};
+  std::string log_root;      // job output streams (logs::StreamWriter layout)
+  std::string scratch_root;  // per-attempt working directories
+  std::optional<uid_t> job_uid;  // attempts run as this user when set
+  std::optional<gid_t> job_gid;
+  uint64_t log_cap_bytes = 64ull << 20;
+  int64_t job_retention_ms = 7LL * 24 * 3600 * 1000;
+  std::string host_name = "localhost";
 };
 
 // Called exactly once per Call(): inline for reads and refused requests, on
@@ -43,6 +56,7 @@ struct AccessKey {
 class BatchService {
  public:
   BatchService(ServiceConfig cfg, store::Store& store, Clock& clock, IdGenerator& ids);
+  ~BatchService();  // stops the scheduler thread if it runs
 
   // (Re)builds the in-memory view from the store.
   Status Load();
@@ -60,6 +74,20 @@ class BatchService {
 
   const Arns& arns() const { return arns_; }
 
+  // Jobs. The executor runs attempts; its events come back through
+  // OnTaskEvent. SchedulePass() moves jobs along (dependencies, placement,
+  // timeouts, retention) and starts what was placed; the scheduler thread runs
+  // it whenever Wake() is called and at least once a second.
+  void SetExecutor(exec::Executor* executor);
+  void OnTaskEvent(const exec::TaskEvent& event);
+  void SchedulePass();
+  void StartScheduler();
+  void StopScheduler();
+  void Wake();
+  // After Load(): attempts that were STARTING or RUNNING when the server
+  // stopped are lost; they are retried or failed.
+  Status RecoverJobs();
+
  private:
   struct Resource {
     std::string kind, arn, name;
@@ -72,6 +100,7 @@ class BatchService {
     json::object response;
     std::vector<std::string> puts;     // ARNs (or key ids) whose current doc is stored
     std::vector<std::string> deletes;  // ARNs removed from resources_
+    bool wake = false;                 // the scheduler has work once this is stored
   };
   using Handler = Result<Outcome> (BatchService::*)(json::object& req);
   struct OpEntry {
@@ -111,6 +140,24 @@ class BatchService {
   Result<Outcome> DescribeConsumableResource(json::object& req);
   Result<Outcome> ListConsumableResources(json::object& req);
   Result<Outcome> ListJobsByConsumableResource(json::object& req);
+  // Jobs (jobs.cc, dispatch.cc).
+  Result<Outcome> SubmitJob(json::object& req);
+  Result<Outcome> DescribeJobs(json::object& req);
+  Result<Outcome> ListJobs(json::object& req);
+  Result<Outcome> CancelJob(json::object& req);
+  Result<Outcome> TerminateJob(json::object& req);
+  Result<Outcome> GetJobQueueSnapshot(json::object& req);
+  struct Job;  // the scheduler's index entry for a job
+  Job* FindJob(std::string_view id_or_arn);
+  void IndexJob(const Resource& r);
+  // Moves a job to `status` in memory (doc + index); the caller persists it.
+  void SetJobStatus(Job& job, std::string_view status, std::string reason);
+  void FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& out);
+  sched::Snapshot BuildSnapshot();
+  exec::TaskSpec MakeTaskSpec(Job& job, const std::string& ce_arn);
+  void PersistSync(Outcome out);
+  void SchedulerLoop();
+
   // Tags (tags.cc).
   Result<Outcome> TagResource(json::object& req);
   Result<Outcome> UntagResource(json::object& req);
@@ -128,7 +175,8 @@ class BatchService {
   };
   // Resources of `kind` in creation order that pass `keep`, one page of them.
   Result<Page> Paginate(std::string_view kind, const json::object& req,
-                        const std::function<bool(const Resource&)>& keep);
+                        const std::function<bool(const Resource&)>& keep,
+                        int64_t max_limit = 100);
   void Persist(Outcome outcome, Reply done);
 
   ServiceConfig cfg_;
@@ -142,6 +190,17 @@ class BatchService {
   std::map<std::string, std::map<int64_t, std::string>, std::less<>> order_;  // kind -> seq -> ARN
   std::map<std::string, int64_t, std::less<>> jd_revisions_;  // job definition name -> latest
   int64_t next_seq_ = 1;
+  std::unordered_map<std::string, std::unique_ptr<Job>> jobs_;  // by job id
+  std::unordered_map<std::string, Job*> live_;  // jobs not yet SUCCEEDED/FAILED, by id
+  int64_t last_prune_ms_ = 0;
+
+  exec::Executor* executor_ = nullptr;
+  std::mutex sched_mu_;
+  std::condition_variable sched_cv_;
+  bool sched_wake_ = false;  // guarded by sched_mu_
+  bool sched_stop_ = false;  // guarded by sched_mu_
+  std::thread sched_thread_;
+  std::mutex pass_mu_;  // one SchedulePass at a time
 };
 
 // Resource kinds, as they appear in ARNs.
@@ -151,6 +210,7 @@ inline constexpr std::string_view kJobDefinition = "job-definition";
 inline constexpr std::string_view kSchedulingPolicy = "scheduling-policy";
 inline constexpr std::string_view kConsumableResource = "consumable-resource";
 inline constexpr std::string_view kAccessKey = "access-key";
+inline constexpr std::string_view kJob = "job";
 
 // Shared validation helpers.
 // AWS Batch resource names: 1-128 letters, numbers, hyphens and underscores.

@@ -6,7 +6,7 @@ namespace {
 
 bool Taggable(std::string_view kind) {
   return kind == kComputeEnvironment || kind == kJobQueue || kind == kJobDefinition ||
-         kind == kSchedulingPolicy || kind == kConsumableResource;
+         kind == kSchedulingPolicy || kind == kConsumableResource || kind == kJob;
 }
 
 }  // namespace

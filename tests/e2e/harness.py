@@ -183,6 +183,18 @@ class DroverServer:
         self.stop(check=check)
         return self.start()
 
+    def exit_code(self):
+        """The exit code if the started process has ended (e.g. crashed), else None."""
+        return self.proc.poll() if self.proc is not None else None
+
+    def revive(self):
+        """Starts the server again on the same data dir after it died."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self.last_exit_code = self.proc.returncode
+            self.proc = None
+        if self.proc is None:
+            self.start()
+
     def kill(self):
         if self.proc is not None:
             self.proc.kill()
@@ -267,6 +279,34 @@ class DroverTestCase(unittest.TestCase):
         cls.server.stop(check=True)
         super().tearDownClass()
 
+    def setUp(self):
+        super().setUp()
+        if self.server.proc is None or self.server.exit_code() is not None:
+            # An earlier test killed the server: start it again on the same data dir
+            # so that one crash is reported once, not blamed on every later test.
+            self.server.revive()
+            cls = type(self)
+            cls.batch = self.server.client()
+            cls.raw = self.server.client(config=RAW)
+
+    def tearDown(self):
+        rc = self.server.exit_code()
+        if rc is not None:
+            self.fail("the drover server died during this test (exit code %s); log tail:\n%s"
+                      % (rc, self.server.log()[-2000:]))
+        super().tearDown()
+
+    def restart_server(self, check=True):
+        """Stops (SIGTERM) and starts this class's server on the same data dir and
+        points the class's clients at its new port. Returns the exit code of the
+        stopped process."""
+        rc = self.server.stop(check=check)
+        self.server.start()
+        cls = type(self)
+        cls.batch = self.server.client()
+        cls.raw = self.server.client(config=RAW)
+        return rc
+
     # --- names and ARNs ----------------------------------------------------
 
     def name(self, prefix="r"):
@@ -279,17 +319,18 @@ class DroverTestCase(unittest.TestCase):
 
     # --- errors ------------------------------------------------------------
 
-    def assertClientError(self, fn, *args, code="ClientException", status=400, contains=None,
-                          **kwargs):
-        """Calls fn(*args, **kwargs); asserts it raises an AWS error `code` with HTTP
-        `status` (and a message containing `contains`). Returns the error response."""
+    def assertClientError(self, fn, *args, error_code="ClientException", http_status=400,
+                          contains=None, **kwargs):
+        """Calls fn(*args, **kwargs); asserts it raises an AWS error `error_code` with
+        HTTP `http_status` (and a message containing `contains`). Returns the error
+        response."""
         with self.assertRaises(ClientError) as cm:
             fn(*args, **kwargs)
         err = cm.exception.response
-        self.assertEqual(err["Error"]["Code"], code, err)
-        self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], status, err)
+        self.assertEqual(err["Error"]["Code"], error_code, err)
+        self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], http_status, err)
         message = err["Error"].get("Message", "")
-        self.assertTrue(message, "error %s has no message" % code)
+        self.assertTrue(message, "error %s has no message" % error_code)
         if contains is not None:
             for frag in [contains] if isinstance(contains, str) else contains:
                 self.assertIn(frag.lower(), message.lower(), err)

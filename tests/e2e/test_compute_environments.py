@@ -3,7 +3,7 @@ requests the server must refuse without changing anything."""
 
 import unittest
 
-from harness import DroverTestCase
+from harness import DroverServer, DroverTestCase, http
 
 
 class ComputeEnvironmentTest(DroverTestCase):
@@ -213,7 +213,8 @@ class ComputeEnvironmentTest(DroverTestCase):
     def test_delete_by_name_and_by_arn(self):
         """Given DISABLED CEs, delete by name and by ARN should remove them; a second delete should be refused."""
         a, b = self.name("ce"), self.name("ce")
-        arn_b = self.make_ce(a, state="DISABLED") and self.make_ce(b, state="DISABLED")
+        self.make_ce(a, state="DISABLED")
+        arn_b = self.make_ce(b, state="DISABLED")
         self.batch.delete_compute_environment(computeEnvironment=a)
         self.batch.delete_compute_environment(computeEnvironment=arn_b)
         got = self.batch.describe_compute_environments(computeEnvironments=[a, b, arn_b])
@@ -234,6 +235,45 @@ class ComputeEnvironmentTest(DroverTestCase):
         self.assertEqual([c["computeEnvironmentArn"] for c in got], [a])
         every = self.batch.describe_compute_environments()["computeEnvironments"]
         self.assertIn(a, [c["computeEnvironmentArn"] for c in every])
+
+
+class ManagedCreateOptionsTest(unittest.TestCase):
+    """Each variant runs on its own fresh server, so one crash cannot hide another."""
+
+    VARIANTS = {
+        "tags": {"tags": {"team": "e2e"}},
+        "state": {"state": "DISABLED"},
+        "tags+state+serviceRole": {"tags": {"a": "1", "b": "2"}, "state": "DISABLED",
+                                   "serviceRole": "arn:aws:iam::123456789012:role/batch"},
+    }
+
+    def test_managed_create_with_tags_or_state_is_served(self):
+        """Given a MANAGED create that also sets tags and/or state, the server should create it (and keep serving), and describe should show them."""
+        cr = {"type": "EC2", "minvCpus": 0, "maxvCpus": 16, "instanceTypes": ["optimal"],
+              "subnets": ["subnet-1"], "securityGroupIds": ["sg-1"], "instanceRole": "r"}
+        for label, extra in self.VARIANTS.items():
+            with self.subTest(variant=label):
+                server = DroverServer()
+                self.addCleanup(server.cleanup)
+                server.start()
+                batch = server.client()
+                got, error = None, None
+                try:
+                    batch.create_compute_environment(computeEnvironmentName="m", type="MANAGED",
+                                                     computeResources=cr, **extra)
+                    got = batch.describe_compute_environments(
+                        computeEnvironments=["m"])["computeEnvironments"][0]
+                except Exception as e:  # reported below, after checking the process
+                    error = e
+                rc = server.proc.poll()
+                server.kill()
+                self.assertIsNone(rc, "the server died (exit code %s) on CreateComputeEnvironment"
+                                  " MANAGED with %s; the client saw: %s" % (rc, extra, error))
+                if error:
+                    raise error
+                self.assertEqual(got["computeResources"]["maxvCpus"], 16)
+                self.assertEqual(got.get("tags", {}), extra.get("tags", {}))
+                self.assertEqual(got["state"], extra.get("state", "ENABLED"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+// Executor: runs job attempts and reports what happened to them. The service
+// decides; the executor only does (and never writes the store).
+//
+// Thread-safety: implementations are safe for concurrent use. The listener is
+// called from the executor's own threads (never while an executor lock is
+// held), at most once per event, in order per attempt: kRunning before
+// kExited.
+//
+// The interface speaks of tasks, not of this machine: an attempt may run on
+// another host (agents, Slurm) behind the same interface.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace drover::exec {
+
+struct TaskSpec {
+  std::string task_id;  // unique per attempt (the taskArn's id)
+  std::string job_id;
+  int attempt = 1;
+  std::vector<std::string> argv;  // argv[0] is looked up in the PATH of `env`
+  std::vector<std::string> env;   // "NAME=value": the whole environment
+  std::string workdir;            // created by the caller
+  std::optional<uid_t> uid;       // run as this user (and gid) when set
+  std::optional<gid_t> gid;
+  // Output: stdout and stderr go, line by line with timestamps, to this stream.
+  std::string log_root, log_group, log_stream;
+  uint64_t log_cap_bytes = 0;           // 0: unlimited
+  std::vector<std::string> log_header;  // lines written before the job's output
+};
+
+struct TaskEvent {
+  enum class Kind { kRunning, kExited };
+  Kind kind;
+  std::string task_id, job_id;
+  int attempt = 1;
+  int64_t at_ms = 0;
+  int exit_code = 0;   // kExited: exit status, or 128+N when killed by signal N
+  std::string reason;  // kExited: why, when not a plain exit (e.g. terminated)
+};
+
+using Listener = std::function<void(const TaskEvent&)>;
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Starts an attempt. On success the listener hears kRunning, later kExited.
+  // An attempt that cannot start returns an error and produces no events.
+  virtual Status Start(const TaskSpec& spec) = 0;
+  // Asks an attempt to stop: SIGTERM to the whole process group, then SIGKILL
+  // after the grace period. `reason` is reported with kExited.
+  virtual void Terminate(const std::string& task_id, const std::string& reason) = 0;
+  // Kills every attempt still running (server shutdown) and stops the threads.
+  virtual void Shutdown() = 0;
+};
+
+struct LocalOptions {
+  int64_t kill_grace_ms = 30000;
+};
+
+// Runs attempts as processes on this host.
+std::unique_ptr<Executor> MakeLocalExecutor(LocalOptions opts, Clock& clock, Listener listener);
+
+}  // namespace drover::exec

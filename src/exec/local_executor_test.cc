@@ -1,0 +1,146 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "exec/executor.h"
+#include "logs/logs.h"
+
+namespace drover::exec {
+namespace {
+
+namespace fs = std::filesystem;
+
+class LocalExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("drover-exec-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    exec_ = MakeLocalExecutor({/*kill_grace_ms=*/300}, clock_, [this](const TaskEvent& e) {
+      std::lock_guard<std::mutex> l(mu_);
+      events_.push_back(e);
+      cv_.notify_all();
+    });
+  }
+  void TearDown() override {
+    exec_.reset();
+    fs::remove_all(root_);
+  }
+  TaskSpec Spec(std::string id, std::vector<std::string> argv) {
+    TaskSpec s;
+    s.task_id = id;
+    s.job_id = "job-" + id;
+    s.argv = std::move(argv);
+    s.env = {"PATH=/usr/bin:/bin", "GREETING=hello"};
+    s.workdir = root_.string();
+    s.log_root = (root_ / "logs").string();
+    s.log_group = "/aws/batch/job";
+    s.log_stream = "def/default/" + id;
+    return s;
+  }
+  TaskEvent WaitExit(const std::string& id) {
+    std::unique_lock<std::mutex> l(mu_);
+    bool ok = cv_.wait_for(l, std::chrono::seconds(20), [&] {
+      for (auto& e : events_) {
+        if (e.task_id == id && e.kind == TaskEvent::Kind::kExited) return true;
+      }
+      return false;
+    });
+    EXPECT_TRUE(ok) << "no exit event for " << id;
+    for (auto& e : events_) {
+      if (e.task_id == id && e.kind == TaskEvent::Kind::kExited) return e;
+    }
+    return {};
+  }
+  std::vector<std::string> Lines(const std::string& id) {
+    logs::LogStore store((root_ / "logs").string());
+    auto events = store.ReadAll("/aws/batch/job", "def/default/" + id);
+    EXPECT_TRUE(events.ok()) << events.status().ToString();
+    std::vector<std::string> out;
+    if (events.ok()) {
+      for (auto& e : *events) out.push_back(e.message);
+    }
+    return out;
+  }
+
+  SystemClock clock_;
+  fs::path root_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<TaskEvent> events_;
+  std::unique_ptr<Executor> exec_;
+};
+
+TEST_F(LocalExecutorTest, OutputAndExitCodeAreReported) {
+  // Given a command that prints to stdout and stderr and exits 3, both lines and the code arrive.
+  auto s = Spec("t1", {"sh", "-c", "echo out; echo err >&2; exit 3"});
+  s.log_header = {"[drover] header"};
+  ASSERT_TRUE(exec_->Start(s).ok());
+  TaskEvent e = WaitExit("t1");
+  EXPECT_EQ(e.exit_code, 3);
+  EXPECT_EQ(e.reason, "");
+  EXPECT_EQ(Lines("t1"), (std::vector<std::string>{"[drover] header", "out", "err"}));
+  std::lock_guard<std::mutex> l(mu_);
+  ASSERT_EQ(events_.size(), 2u);
+  EXPECT_EQ(events_[0].kind, TaskEvent::Kind::kRunning);
+}
+
+TEST_F(LocalExecutorTest, TheEnvironmentIsExactlyTheSpecs) {
+  ASSERT_TRUE(exec_->Start(Spec("t2", {"env"})).ok());
+  EXPECT_EQ(WaitExit("t2").exit_code, 0);
+  EXPECT_EQ(Lines("t2"), (std::vector<std::string>{"PATH=/usr/bin:/bin", "GREETING=hello"}));
+}
+
+TEST_F(LocalExecutorTest, MissingCommandsFailToStart) {
+  Status s = exec_->Start(Spec("t3", {"no-such-command-drover"}));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("CannotStartContainerError"), std::string::npos);
+  s = exec_->Start(Spec("t4", {}));
+  EXPECT_FALSE(s.ok());
+}
+
+TEST_F(LocalExecutorTest, TerminateKillsTheWholeProcessTree) {
+  // Given a shell that ignores SIGTERM and has a background child, terminate should
+  // SIGKILL the group after the grace period and leave no process behind.
+  auto pidfile = (root_ / "child.pid").string();
+  auto s = Spec("t5", {"sh", "-c",
+                       "trap '' TERM; sleep 300 & echo $! > " + pidfile + "; echo started; wait"});
+  ASSERT_TRUE(exec_->Start(s).ok());
+  for (int i = 0; i < 200 && !fs::exists(pidfile); ++i) usleep(10000);
+  usleep(50000);
+  exec_->Terminate("t5", "Terminated by the user");
+  TaskEvent e = WaitExit("t5");
+  EXPECT_EQ(e.exit_code, 137);
+  EXPECT_EQ(e.reason, "Terminated by the user");
+  std::ifstream in(pidfile);
+  pid_t child = 0;
+  in >> child;
+  ASSERT_GT(child, 0);
+  // A killed orphan may linger as a zombie until init reaps it: that is not alive.
+  auto alive = [](pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return false;
+    size_t paren = line.rfind(')');
+    return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
+  };
+  for (int i = 0; i < 100 && alive(child); ++i) usleep(10000);
+  EXPECT_FALSE(alive(child)) << "background child " << child << " survived";
+}
+
+TEST_F(LocalExecutorTest, ASignalDeathIsExitCode128PlusN) {
+  ASSERT_TRUE(exec_->Start(Spec("t6", {"sh", "-c", "kill -9 $$"})).ok());
+  TaskEvent e = WaitExit("t6");
+  EXPECT_EQ(e.exit_code, 137);
+  EXPECT_NE(e.reason.find("signal 9"), std::string::npos) << e.reason;
+}
+
+}  // namespace
+}  // namespace drover::exec

@@ -1,0 +1,509 @@
+// What happens to a job after SubmitJob: the scheduler pass (dependencies,
+// placement through sched::Schedule, timeouts, retention), the plan applier,
+// and the executor's events. Every transition is stored before anything acts
+// on it: a job is handed to the executor only once STARTING is durable.
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+
+#include "common/log.h"
+#include "logs/logs.h"
+#include "service/batch_service.h"
+#include "service/job.h"
+
+namespace drover::service {
+namespace {
+
+constexpr const char* kEssentialExited = "Essential container in task exited";
+constexpr int64_t kPruneEveryMs = 60 * 1000;
+
+bool Glob(std::string_view pattern, std::string_view s) {
+  if (!pattern.empty() && pattern.back() == '*') {
+    return s.starts_with(pattern.substr(0, pattern.size() - 1));
+  }
+  return pattern == s;
+}
+
+// AWS's evaluateOnExit: the first rule whose conditions all match decides;
+// when none matches, the job is retried (if it has attempts left).
+bool ShouldRetry(const json::object& doc, int exit_code, const std::string& reason,
+                 const std::string& status_reason) {
+  const json::object* rs = GetObject(doc, "retryStrategy");
+  const json::array* rules = rs ? GetArray(*rs, "evaluateOnExit") : nullptr;
+  if (!rules) return true;
+  for (const auto& r : *rules) {
+    const auto& o = r.as_object();
+    auto code = GetString(o, "onExitCode");
+    auto on_reason = GetString(o, "onReason");
+    auto on_status = GetString(o, "onStatusReason");
+    if (code && !Glob(*code, exit_code >= 0 ? std::to_string(exit_code) : "")) continue;
+    if (on_reason && !Glob(*on_reason, reason)) continue;
+    if (on_status && !Glob(*on_status, status_reason)) continue;
+    std::string action(GetString(o, "action").value_or("RETRY"));
+    for (char& c : action) c = static_cast<char>(std::toupper(c));
+    return action == "RETRY";
+  }
+  return true;
+}
+
+std::string NameFromArn(std::string_view arn) {
+  std::string_view s = arn.substr(arn.rfind('/') + 1);
+  return std::string(s.substr(0, s.find(':')));
+}
+
+}  // namespace
+
+void BatchService::SetExecutor(exec::Executor* executor) {
+  std::lock_guard<std::mutex> l(mu_);
+  executor_ = executor;
+}
+
+void BatchService::SetJobStatus(Job& job, std::string_view status, std::string reason) {
+  json::object& doc = resources_.at(job.arn).doc;
+  job.status = std::string(status);
+  doc["status"] = status;
+  if (!reason.empty()) doc["statusReason"] = reason;
+  else doc.erase("statusReason");
+  if (status == "RUNNABLE") doc["drover:runnableAt"] = clock_.NowMillis();
+  if (IsTerminal(status)) {
+    live_.erase(job.id);
+    if (!doc.contains("stoppedAt")) doc["stoppedAt"] = clock_.NowMillis();
+    job.ce.clear();
+    job.task_id.clear();
+    doc.erase("drover:ce");
+    doc.erase("drover:taskId");
+    doc.erase("drover:terminateReason");
+  }
+}
+
+sched::Snapshot BatchService::BuildSnapshot() {
+  sched::Snapshot snap;
+  snap.host.capacity = cfg_.host_capacity;
+  for (const auto& [seq, arn] : order_[std::string(kComputeEnvironment)]) {
+    const Resource& r = resources_.at(arn);
+    sched::CeView ce;
+    ce.arn = arn;
+    ce.name = r.name;
+    ce.enabled = GetString(r.doc, "state") == "ENABLED" && GetString(r.doc, "status") == "VALID";
+    ce.managed = GetString(r.doc, "type") == "MANAGED";
+    if (const auto* cr = GetObject(r.doc, "computeResources")) {
+      ce.max_vcpus = static_cast<double>(GetInt(*cr, "maxvCpus").value_or(0));
+    }
+    snap.ces[arn] = ce;
+  }
+  for (const auto& [seq, arn] : order_[std::string(kJobQueue)]) {
+    const Resource& r = resources_.at(arn);
+    sched::QueueView q;
+    q.arn = arn;
+    q.name = r.name;
+    q.enabled = GetString(r.doc, "state") == "ENABLED";
+    q.priority = GetInt(r.doc, "priority").value_or(0);
+    q.seq = seq;
+    if (const auto* order = GetArray(r.doc, "computeEnvironmentOrder")) {
+      for (const auto& o : *order) {
+        q.ces.emplace_back(*GetString(o.as_object(), "computeEnvironment"));
+      }
+    }
+    snap.queues.push_back(std::move(q));
+  }
+  for (const auto& [id, j] : live_) {
+    if (j->status == "RUNNABLE") {
+      snap.runnable.push_back(sched::JobView{j->id, j->queue, j->need, j->seq});
+    } else if (!j->ce.empty()) {  // STARTING / RUNNING hold capacity
+      auto it = snap.ces.find(j->ce);
+      if (it != snap.ces.end()) {
+        it->second.used.vcpus += j->need.vcpus;
+        it->second.used.memory_mib += j->need.memory_mib;
+        it->second.used.gpus += j->need.gpus;
+      }
+      snap.host.used.vcpus += j->need.vcpus;
+      snap.host.used.memory_mib += j->need.memory_mib;
+      snap.host.used.gpus += j->need.gpus;
+    }
+  }
+  return snap;
+}
+
+exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
+  json::object& doc = resources_.at(job.arn).doc;
+  json::object& container = doc["container"].as_object();
+  const Resource& ce = resources_.at(ce_arn);
+  const Resource& queue = resources_.at(job.queue);
+  exec::TaskSpec spec;
+  std::string uuid = ids_.Uuid();
+  spec.task_id.reserve(32);
+  for (char c : uuid) {
+    if (c != '-') spec.task_id.push_back(c);
+  }
+  spec.job_id = job.id;
+  spec.attempt = static_cast<int>(job.attempts) + 1;
+
+  // Logs go where the definition's awslogs configuration says, as on AWS.
+  std::string group = "/aws/batch/job";
+  std::string stream = NameFromArn(GetString(doc, "jobDefinition").value_or("job")) +
+                       "/default/" + spec.task_id;
+  if (const auto* lc = GetObject(container, "logConfiguration");
+      lc && GetString(*lc, "logDriver") == "awslogs") {
+    if (const auto* opts = GetObject(*lc, "options")) {
+      if (auto g = GetString(*opts, "awslogs-group")) group = *g;
+      if (auto p = GetString(*opts, "awslogs-stream-prefix")) {
+        stream = std::string(*p) + "/default/" + spec.task_id;
+      }
+    }
+  }
+  container["logStreamName"] = stream;
+  container["taskArn"] = "arn:aws:ecs:" + arns_.region() + ":" + arns_.account() + ":task/" +
+                         ce.name + "_Batch/" + spec.task_id;
+  container["containerInstanceArn"] = "arn:aws:ecs:" + arns_.region() + ":" + arns_.account() +
+                                      ":container-instance/" + ce.name + "_Batch/" +
+                                      cfg_.host_name;
+  doc["drover:ce"] = ce_arn;
+  doc["drover:taskId"] = spec.task_id;
+  doc["drover:logGroup"] = group;
+  spec.log_root = cfg_.log_root;
+  spec.log_group = group;
+  spec.log_stream = stream;
+  spec.log_cap_bytes = cfg_.log_cap_bytes;
+
+  std::string scratch = cfg_.scratch_root + "/" + job.id + "-" + std::to_string(spec.attempt);
+  std::error_code ec;
+  std::filesystem::create_directories(scratch, ec);
+  ::chmod(scratch.c_str(), 0700);
+  if (cfg_.job_uid) {
+    [[maybe_unused]] int rc = ::chown(scratch.c_str(), *cfg_.job_uid, cfg_.job_gid.value_or(0));
+  }
+  spec.workdir = scratch;
+  spec.uid = cfg_.job_uid;
+  spec.gid = cfg_.job_gid;
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+              "HOME=" + scratch, "TMPDIR=" + scratch};
+  if (const auto* env = GetArray(container, "environment")) {
+    for (const auto& e : *env) {
+      const auto& o = e.as_object();
+      spec.env.push_back(std::string(GetString(o, "name").value_or("")) + "=" +
+                         std::string(GetString(o, "value").value_or("")));
+    }
+  }
+  spec.env.push_back("AWS_BATCH_JOB_ID=" + job.id);
+  spec.env.push_back("AWS_BATCH_JOB_ATTEMPT=" + std::to_string(spec.attempt));
+  spec.env.push_back("AWS_BATCH_JQ_NAME=" + queue.name);
+  spec.env.push_back("AWS_BATCH_CE_NAME=" + ce.name);
+  if (const auto* cmd = GetArray(container, "command")) {
+    for (const auto& a : *cmd) spec.argv.emplace_back(a.as_string());
+  }
+
+  spec.log_header.push_back("[drover] job " + job.id + " attempt " +
+                            std::to_string(spec.attempt) + " on host " + cfg_.host_name +
+                            " in compute environment " + ce.name);
+  std::vector<std::string> ignored;
+  if (auto image = GetString(container, "image"); image && !image->empty()) {
+    spec.log_header.push_back("[drover] host mode: the command runs on the host; image '" +
+                              std::string(*image) + "' is not used");
+  }
+  for (const char* k : {"user", "privileged", "readonlyRootFilesystem", "mountPoints", "volumes",
+                        "ulimits", "linuxParameters", "secrets", "jobRoleArn",
+                        "executionRoleArn", "fargatePlatformConfiguration", "ephemeralStorage",
+                        "runtimePlatform", "networkConfiguration", "repositoryCredentials"}) {
+    auto it = container.find(k);
+    if (it == container.end()) continue;
+    const json::value& v = it->value();
+    bool empty = (v.is_array() && v.as_array().empty()) || (v.is_object() && v.as_object().empty()) ||
+                 (v.is_bool() && !v.as_bool()) || (v.is_string() && v.as_string().empty());
+    if (!empty) ignored.emplace_back(k);
+  }
+  if (!ignored.empty()) {
+    std::string list;
+    for (const auto& i : ignored) list += (list.empty() ? "" : ", ") + i;
+    spec.log_header.push_back("[drover] host mode: not applied: " + list);
+  }
+  return spec;
+}
+
+void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& out) {
+  json::object& doc = resources_.at(job.arn).doc;
+  json::object& container = doc["container"].as_object();
+  bool lost = ev.exit_code < 0;  // the attempt's host went away: no exit code
+  std::string attempt_reason = !job.terminate_reason.empty() ? job.terminate_reason
+                               : lost                        ? ev.reason
+                                                             : kEssentialExited;
+  json::object ac;
+  for (const char* k : {"containerInstanceArn", "taskArn", "logStreamName"}) {
+    if (auto it = container.find(k); it != container.end()) ac[k] = it->value();
+  }
+  if (!lost) {
+    ac["exitCode"] = ev.exit_code;
+    container["exitCode"] = ev.exit_code;
+  } else {
+    container.erase("exitCode");
+  }
+  if (!ev.reason.empty()) {
+    ac["reason"] = ev.reason;
+    container["reason"] = ev.reason;
+  } else {
+    container.erase("reason");
+  }
+  ac["networkInterfaces"] = json::array();
+  json::object attempt{{"container", std::move(ac)},
+                       {"startedAt", job.started_at ? job.started_at : ev.at_ms},
+                       {"stoppedAt", ev.at_ms},
+                       {"statusReason", attempt_reason}};
+  doc["attempts"].as_array().push_back(std::move(attempt));
+  ++job.attempts;
+  job.ce.clear();
+  job.task_id.clear();
+  job.started_at = 0;
+  doc.erase("drover:ce");
+  doc.erase("drover:taskId");
+
+  if (!job.terminate_reason.empty()) {
+    doc["stoppedAt"] = ev.at_ms;
+    SetJobStatus(job, "FAILED", job.terminate_reason);
+  } else if (!lost && ev.exit_code == 0) {
+    doc["stoppedAt"] = ev.at_ms;
+    SetJobStatus(job, "SUCCEEDED", kEssentialExited);
+  } else if (static_cast<int>(job.attempts) < job.max_attempts &&
+             ShouldRetry(doc, ev.exit_code, ev.reason, attempt_reason)) {
+    SetJobStatus(job, "RUNNABLE",
+                 "Retrying: attempt " + std::to_string(job.attempts) + " of " +
+                     std::to_string(job.max_attempts) + " ended: " +
+                     (lost ? ev.reason : "exit code " + std::to_string(ev.exit_code)));
+  } else {
+    doc["stoppedAt"] = ev.at_ms;
+    SetJobStatus(job, "FAILED", attempt_reason);
+  }
+  out.puts.push_back(job.arn);
+  out.wake = true;
+}
+
+void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
+  Outcome out;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    Job* j = FindJob(ev.job_id);
+    if (!j || j->task_id != ev.task_id) return;  // a stale event of an older attempt
+    if (ev.kind == exec::TaskEvent::Kind::kRunning) {
+      j->started_at = ev.at_ms;
+      resources_.at(j->arn).doc["startedAt"] = ev.at_ms;
+      SetJobStatus(*j, "RUNNING", "");
+      out.puts.push_back(j->arn);
+    } else {
+      FinishAttempt(*j, ev, out);
+    }
+    Persist(std::move(out), [](Result<json::object>) {});
+  }
+  if (ev.kind == exec::TaskEvent::Kind::kExited) Wake();
+}
+
+void BatchService::PersistSync(Outcome out) {
+  if (out.puts.empty() && out.deletes.empty()) return;
+  std::promise<void> p;
+  auto f = p.get_future();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    Persist(std::move(out), [&p](Result<json::object>) { p.set_value(); });
+  }
+  f.wait();
+}
+
+void BatchService::SchedulePass() {
+  std::lock_guard<std::mutex> pass(pass_mu_);
+  std::vector<exec::TaskSpec> starts;
+  std::promise<void> durable;
+  auto durable_f = durable.get_future();
+  bool prune_logs = false;
+  int64_t now = clock_.NowMillis();
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    Outcome out;
+    // 1. Dependencies: SUBMITTED and PENDING jobs move on or fail.
+    std::vector<Job*> waiting;
+    for (auto& [id, j] : live_) {
+      if (j->status == "SUBMITTED" || j->status == "PENDING") waiting.push_back(j);
+    }
+    std::sort(waiting.begin(), waiting.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
+    for (Job* j : waiting) {
+      std::string failed, pending;
+      for (const std::string& dep : j->depends_on) {
+        Job* d = FindJob(dep);
+        if (!d || d->status == "SUCCEEDED") continue;  // pruned jobs had finished
+        if (d->status == "FAILED") {
+          failed = dep;
+          break;
+        }
+        pending += (pending.empty() ? "" : ", ") + dep + " (" + d->status + ")";
+      }
+      std::string_view current = GetString(resources_.at(j->arn).doc, "statusReason").value_or("");
+      if (!failed.empty()) {
+        SetJobStatus(*j, "FAILED", "Dependent Job " + failed + " failed");
+      } else if (!pending.empty()) {
+        std::string reason = "Waiting for dependencies: " + pending;
+        if (j->status == "PENDING" && current == reason) continue;
+        SetJobStatus(*j, "PENDING", reason);
+      } else {
+        SetJobStatus(*j, "RUNNABLE", "");
+      }
+      out.puts.push_back(j->arn);
+    }
+    // 2. Timeouts.
+    for (auto& [id, j] : live_) {
+      if (j->status == "RUNNING" && j->timeout_ms > 0 && j->terminate_reason.empty() &&
+          j->started_at + j->timeout_ms <= now && executor_) {
+        j->terminate_reason = "Job attempt duration exceeded timeout";
+        executor_->Terminate(j->task_id, j->terminate_reason);
+      }
+    }
+    // 3. Placement: the pure scheduler decides on a snapshot, outside the lock.
+    sched::Snapshot snap = BuildSnapshot();
+    l.unlock();
+    sched::Plan plan = sched::Schedule(snap);
+    l.lock();
+    // 4. Plan applier: re-check each decision against the state as it is now.
+    for (const auto& p : plan.start) {
+      Job* j = FindJob(p.job_id);
+      auto ce = resources_.find(p.ce_arn);
+      if (!j || j->status != "RUNNABLE" || ce == resources_.end() ||
+          GetString(ce->second.doc, "state") != "ENABLED" || !executor_) {
+        continue;  // changed meanwhile: the next pass decides again
+      }
+      exec::TaskSpec spec = MakeTaskSpec(*j, p.ce_arn);
+      j->ce = p.ce_arn;
+      j->task_id = spec.task_id;
+      j->start_pending = true;
+      SetJobStatus(*j, "STARTING", "");
+      out.puts.push_back(j->arn);
+      starts.push_back(std::move(spec));
+    }
+    for (const auto& w : plan.wait) {
+      Job* j = FindJob(w.job_id);
+      if (!j || j->status != "RUNNABLE") continue;
+      json::object& doc = resources_.at(j->arn).doc;
+      if (GetString(doc, "statusReason") == w.reason) continue;
+      doc["statusReason"] = w.reason;
+      out.puts.push_back(j->arn);
+    }
+    // 5. Retention: finished jobs older than the retention period go.
+    if (now - last_prune_ms_ >= kPruneEveryMs) {
+      last_prune_ms_ = now;
+      prune_logs = true;
+      int64_t cutoff = now - cfg_.job_retention_ms;
+      for (auto it = jobs_.begin(); it != jobs_.end();) {
+        Job& j = *it->second;
+        if (IsTerminal(j.status) &&
+            GetInt(resources_.at(j.arn).doc, "stoppedAt").value_or(now) < cutoff) {
+          out.deletes.push_back(j.arn);
+          Erase(j.arn);
+          it = jobs_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    if (out.puts.empty() && out.deletes.empty()) {
+      durable.set_value();
+    } else {
+      Persist(std::move(out), [&durable](Result<json::object>) { durable.set_value(); });
+    }
+  }
+  durable_f.wait();  // STARTING is durable before anything runs
+  if (prune_logs && !cfg_.log_root.empty()) {
+    auto pruned = logs::LogStore(cfg_.log_root).Prune(now - cfg_.job_retention_ms);
+    if (pruned.ok() && *pruned > 0) LOG_INFO("pruned {} expired log streams", *pruned);
+  }
+  for (auto& spec : starts) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      Job* j = FindJob(spec.job_id);
+      if (!j || j->task_id != spec.task_id) continue;
+      if (!j->terminate_reason.empty()) {  // terminated before it started
+        Outcome out;
+        j->start_pending = false;
+        FinishAttempt(*j, exec::TaskEvent{exec::TaskEvent::Kind::kExited, spec.task_id,
+                                          spec.job_id, spec.attempt, clock_.NowMillis(), -1,
+                                          j->terminate_reason},
+                      out);
+        Persist(std::move(out), [](Result<json::object>) {});
+        continue;
+      }
+    }
+    Status s = executor_->Start(spec);  // kRunning arrives through OnTaskEvent
+    std::lock_guard<std::mutex> l(mu_);
+    Job* j = FindJob(spec.job_id);
+    if (!j || j->task_id != spec.task_id) continue;
+    j->start_pending = false;
+    if (!s.ok()) {
+      Outcome out;
+      j->terminate_reason.clear();
+      exec::TaskEvent ev{exec::TaskEvent::Kind::kExited, spec.task_id, spec.job_id,
+                         spec.attempt, clock_.NowMillis(), -1, s.message()};
+      FinishAttempt(*j, ev, out);
+      Persist(std::move(out), [](Result<json::object>) {});
+    } else if (!j->terminate_reason.empty()) {
+      executor_->Terminate(j->task_id, j->terminate_reason);
+    }
+  }
+}
+
+Status BatchService::RecoverJobs() {
+  Outcome out;
+  std::promise<void> p;
+  auto f = p.get_future();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    std::vector<Job*> lost;
+    for (auto& [id, j] : live_) {
+      if (j->status == "STARTING" || j->status == "RUNNING") lost.push_back(j);
+      j->terminate_reason = std::string(
+          GetString(resources_.at(j->arn).doc, "drover:terminateReason").value_or(""));
+    }
+    for (Job* j : lost) {
+      exec::TaskEvent ev{exec::TaskEvent::Kind::kExited, j->task_id, j->id,
+                         static_cast<int>(j->attempts) + 1, clock_.NowMillis(), -1,
+                         "Host lost: the Drover server stopped while the attempt was running"};
+      FinishAttempt(*j, ev, out);
+    }
+    if (out.puts.empty()) return Status::Ok();
+    LOG_WARN("{} job attempts were lost while the server was down", lost.size());
+    Persist(std::move(out), [&p](Result<json::object>) { p.set_value(); });
+  }
+  f.wait();
+  return Status::Ok();
+}
+
+void BatchService::StartScheduler() {
+  sched_thread_ = std::thread([this] { SchedulerLoop(); });
+}
+
+void BatchService::StopScheduler() {
+  {
+    std::lock_guard<std::mutex> l(sched_mu_);
+    sched_stop_ = true;
+  }
+  sched_cv_.notify_all();
+  if (sched_thread_.joinable()) sched_thread_.join();
+}
+
+void BatchService::Wake() {
+  {
+    std::lock_guard<std::mutex> l(sched_mu_);
+    sched_wake_ = true;
+  }
+  sched_cv_.notify_all();
+}
+
+void BatchService::SchedulerLoop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(sched_mu_);
+      sched_cv_.wait_for(l, std::chrono::seconds(1), [&] { return sched_wake_ || sched_stop_; });
+      if (sched_stop_) return;
+      sched_wake_ = false;
+    }
+    SchedulePass();
+  }
+}
+
+}  // namespace drover::service

@@ -1,0 +1,436 @@
+// Jobs: SubmitJob, DescribeJobs, ListJobs, CancelJob, TerminateJob,
+// GetJobQueueSnapshot. What happens to a job after it is submitted lives in
+// dispatch.cc.
+#include <algorithm>
+
+#include "service/batch_service.h"
+#include "service/job.h"
+
+namespace drover::service {
+namespace {
+
+// Merges name/value lists (environment): entries of `over` replace same-named ones.
+json::array MergeByKey(const json::array* base, const json::array* over, const char* key) {
+  json::array out = base ? *base : json::array();
+  if (!over) return out;
+  for (const auto& o : *over) {
+    auto k = GetString(o.as_object(), key);
+    auto it = std::find_if(out.begin(), out.end(), [&](const json::value& v) {
+      return GetString(v.as_object(), key) == k;
+    });
+    if (it != out.end()) *it = o;
+    else out.push_back(o);
+  }
+  return out;
+}
+
+// Ref::name in command arguments becomes the parameter's value (longest names first).
+json::array Substitute(const json::array& command, const json::object& params) {
+  std::vector<std::pair<std::string, std::string>> ps;
+  for (const auto& kv : params) {
+    if (kv.value().is_string()) ps.emplace_back(kv.key(), kv.value().get_string());
+  }
+  std::sort(ps.begin(), ps.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  json::array out;
+  for (const auto& arg : command) {
+    std::string s(arg.as_string());
+    for (const auto& [k, v] : ps) {
+      std::string ref = "Ref::" + k;
+      for (size_t pos = s.find(ref); pos != std::string::npos; pos = s.find(ref, pos + v.size())) {
+        s.replace(pos, ref.size(), v);
+      }
+    }
+    out.emplace_back(s);
+  }
+  return out;
+}
+
+// The job's vCPU / memory / GPU needs from resourceRequirements or the legacy fields.
+sched::Resources Needs(const json::object& container) {
+  sched::Resources r{1, 0, 0};
+  if (auto v = GetInt(container, "vcpus")) r.vcpus = static_cast<double>(*v);
+  if (auto m = GetInt(container, "memory")) r.memory_mib = *m;
+  if (const auto* rr = GetArray(container, "resourceRequirements")) {
+    for (const auto& e : *rr) {
+      std::string_view type = *GetString(e.as_object(), "type");
+      std::string value(*GetString(e.as_object(), "value"));
+      try {
+        if (type == "VCPU") r.vcpus = std::stod(value);
+        if (type == "MEMORY") r.memory_mib = std::stoll(value);
+        if (type == "GPU") r.gpus = std::stoll(value);
+      } catch (...) {
+        // Checked at validation; an unparsable value keeps the default.
+      }
+    }
+  }
+  return r;
+}
+
+bool Glob(std::string_view pattern, std::string_view s) {
+  if (!pattern.empty() && pattern.back() == '*') {
+    return s.starts_with(pattern.substr(0, pattern.size() - 1));
+  }
+  return pattern == s;
+}
+
+json::object Summary(const json::object& doc) {
+  json::object s;
+  for (const char* k : {"jobArn", "jobId", "jobName", "createdAt", "status", "statusReason",
+                        "startedAt", "stoppedAt", "jobDefinition", "shareIdentifier"}) {
+    if (auto it = doc.find(k); it != doc.end()) s[k] = it->value();
+  }
+  if (const auto* c = GetObject(doc, "container")) {
+    json::object cs;
+    if (auto it = c->find("exitCode"); it != c->end()) cs["exitCode"] = it->value();
+    if (auto it = c->find("reason"); it != c->end()) cs["reason"] = it->value();
+    s["container"] = std::move(cs);
+  }
+  return s;
+}
+
+constexpr size_t kMaxDependencies = 100;
+
+}  // namespace
+
+BatchService::Job* BatchService::FindJob(std::string_view id_or_arn) {
+  std::string id(id_or_arn);
+  if (id_or_arn.starts_with("arn:")) {
+    auto p = Arns::Parse(id_or_arn);
+    if (!p || p->kind != kJob) return nullptr;
+    id = p->resource;
+  }
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+void BatchService::IndexJob(const Resource& r) {
+  auto job = std::make_unique<Job>();
+  job->id = std::string(*GetString(r.doc, "jobId"));
+  job->arn = r.arn;
+  job->queue = std::string(GetString(r.doc, "jobQueue").value_or(""));
+  job->status = std::string(GetString(r.doc, "status").value_or("SUBMITTED"));
+  job->seq = r.seq;
+  if (const auto* c = GetObject(r.doc, "container")) job->need = Needs(*c);
+  if (const auto* deps = GetArray(r.doc, "dependsOn")) {
+    for (const auto& d : *deps) {
+      if (auto id = GetString(d.as_object(), "jobId")) job->depends_on.emplace_back(*id);
+    }
+  }
+  if (const auto* t = GetObject(r.doc, "timeout")) {
+    job->timeout_ms = GetInt(*t, "attemptDurationSeconds").value_or(0) * 1000;
+  }
+  if (const auto* rs = GetObject(r.doc, "retryStrategy")) {
+    job->max_attempts = static_cast<int>(GetInt(*rs, "attempts").value_or(1));
+  }
+  job->attempts = GetArray(r.doc, "attempts") ? GetArray(r.doc, "attempts")->size() : 0;
+  job->ce = std::string(GetString(r.doc, "drover:ce").value_or(""));
+  job->task_id = std::string(GetString(r.doc, "drover:taskId").value_or(""));
+  job->started_at = GetInt(r.doc, "startedAt").value_or(0);
+  Job* raw = job.get();
+  if (!IsTerminal(job->status)) live_[job->id] = raw;
+  jobs_[job->id] = std::move(job);
+}
+
+Result<BatchService::Outcome> BatchService::SubmitJob(json::object& req) {
+  std::string name(*GetString(req, "jobName"));
+  if (!IsValidName(name) || !std::isalnum(static_cast<unsigned char>(name[0]))) {
+    return Status::Client("Job name '" + name + "' is invalid: it must be 1-128 characters "
+                          "long, start with a letter or number, and contain only letters, "
+                          "numbers, hyphens (-) and underscores (_)");
+  }
+  std::string_view qref = *GetString(req, "jobQueue");
+  Resource* queue = Find(kJobQueue, qref);
+  if (!queue) return Status::Client("Job queue " + std::string(qref) + " does not exist");
+  if (GetString(queue->doc, "state") != "ENABLED") {
+    return Status::Client("Job queue " + queue->name + " is DISABLED: it accepts no new jobs");
+  }
+  std::string_view dref = *GetString(req, "jobDefinition");
+  Resource* def = FindJobDefinition(dref, /*latest_active_for_name=*/true);
+  if (!def) return Status::Client("Job definition " + std::string(dref) + " does not exist");
+  if (GetString(def->doc, "status") != "ACTIVE") {
+    return Status::Client("Job definition " + std::string(dref) + " is INACTIVE");
+  }
+  // What Drover cannot run yet is refused now, never left RUNNABLE forever.
+  if (GetString(def->doc, "type") == "multinode" || req.contains("nodeOverrides")) {
+    return Status::Client("Multi-node parallel jobs are not supported by Drover yet");
+  }
+  if (def->doc.contains("eksProperties") || req.contains("eksPropertiesOverride")) {
+    return Status::Client("EKS jobs are not supported by Drover");
+  }
+  if (def->doc.contains("ecsProperties") || req.contains("ecsPropertiesOverride")) {
+    return Status::Client("Jobs with ecsProperties are not supported by Drover yet: use "
+                          "containerProperties");
+  }
+  if (req.contains("arrayProperties")) {
+    return Status::Client("Array jobs are not supported by Drover yet (they come with the "
+                          "scheduling work)");
+  }
+  json::array depends;
+  if (const auto* deps = GetArray(req, "dependsOn")) {
+    if (deps->size() > kMaxDependencies) {
+      return Status::Client("A job can depend on at most " + std::to_string(kMaxDependencies) +
+                            " jobs");
+    }
+    for (const auto& d : *deps) {
+      const auto& o = d.as_object();
+      if (o.contains("type")) {
+        return Status::Client("dependsOn.type (N_TO_N, SEQUENTIAL) applies to array jobs, "
+                              "which Drover does not support yet");
+      }
+      auto id = GetString(o, "jobId");
+      if (!id || !FindJob(*id)) {
+        return Status::Client("Dependent job " + std::string(id.value_or("(none)")) +
+                              " does not exist");
+      }
+      depends.push_back(json::object{{"jobId", FindJob(*id)->id}});
+    }
+  }
+  if (const auto* rs = GetObject(req, "retryStrategy")) {
+    if (auto a = GetInt(*rs, "attempts"); a && (*a < 1 || *a > 10)) {
+      return Status::Client("retryStrategy.attempts must be between 1 and 10");
+    }
+  }
+  if (const auto* t = GetObject(req, "timeout")) {
+    if (auto s = GetInt(*t, "attemptDurationSeconds"); s && *s < 60) {
+      return Status::Client("timeout.attemptDurationSeconds must be at least 60 seconds");
+    }
+  }
+  if (const auto* tags = GetObject(req, "tags")) DROVER_RETURN_IF_ERROR(CheckTags(*tags));
+  json::object container = GetObject(def->doc, "containerProperties")
+                               ? *GetObject(def->doc, "containerProperties")
+                               : json::object();
+  const json::object* over = GetObject(req, "containerOverrides");
+  if (over) {
+    if (auto it = over->find("command"); it != over->end()) container["command"] = it->value();
+    for (const char* k : {"vcpus", "memory", "instanceType"}) {
+      if (auto it = over->find(k); it != over->end()) container[k] = it->value();
+    }
+    container["environment"] = MergeByKey(GetArray(container, "environment"),
+                                          GetArray(*over, "environment"), "name");
+    container["resourceRequirements"] =
+        MergeByKey(GetArray(container, "resourceRequirements"),
+                   GetArray(*over, "resourceRequirements"), "type");
+  }
+  sched::Resources need = Needs(container);
+  if (need.vcpus <= 0) return Status::Client("The job needs a positive number of vCPUs");
+  for (const auto& e : GetArray(container, "environment") ? *GetArray(container, "environment")
+                                                          : json::array()) {
+    auto n = GetString(e.as_object(), "name");
+    if (n && n->starts_with("AWS_BATCH")) {
+      return Status::Client("Environment variables starting with AWS_BATCH are reserved: " +
+                            std::string(*n));
+    }
+  }
+  json::object params = GetObject(def->doc, "parameters") ? *GetObject(def->doc, "parameters")
+                                                          : json::object();
+  if (const auto* p = GetObject(req, "parameters")) {
+    for (const auto& kv : *p) params[kv.key()] = kv.value();
+  }
+  if (const auto* cmd = GetArray(container, "command")) {
+    container["command"] = Substitute(*cmd, params);
+  }
+  for (const char* k : {"environment", "mountPoints", "volumes", "ulimits", "secrets",
+                        "resourceRequirements", "command"}) {
+    if (!container.contains(k)) container[k] = json::array();
+  }
+  container["networkInterfaces"] = json::array();
+
+  std::string id = ids_.Uuid();
+  std::string arn = arns_.Make(kJob, id);
+  json::object doc;
+  doc["jobArn"] = arn;
+  doc["jobName"] = name;
+  doc["jobId"] = id;
+  doc["jobQueue"] = queue->arn;
+  doc["status"] = "SUBMITTED";
+  doc["attempts"] = json::array();
+  doc["createdAt"] = clock_.NowMillis();
+  for (const char* k : {"retryStrategy", "timeout", "propagateTags", "platformCapabilities",
+                        "schedulingPriority", "consumableResourceProperties"}) {
+    if (req.contains(k)) doc[k] = req[k];
+    else if (def->doc.contains(k)) doc[k] = def->doc[k];
+  }
+  if (auto o = GetInt(req, "schedulingPriorityOverride")) doc["schedulingPriority"] = *o;
+  if (req.contains("shareIdentifier")) doc["shareIdentifier"] = req["shareIdentifier"];
+  doc["dependsOn"] = std::move(depends);
+  doc["jobDefinition"] = def->arn;
+  doc["parameters"] = std::move(params);
+  doc["container"] = std::move(container);
+  doc["tags"] = req.contains("tags") ? req["tags"] : json::object();
+  doc["isCancelled"] = false;
+  doc["isTerminated"] = false;
+  Resource& r = Insert(std::string(kJob), arn, id, 0, std::move(doc));
+  IndexJob(r);
+  Outcome out;
+  out.response = {{"jobArn", arn}, {"jobName", name}, {"jobId", id}};
+  out.puts.push_back(arn);
+  out.wake = true;
+  return out;
+}
+
+Result<BatchService::Outcome> BatchService::DescribeJobs(json::object& req) {
+  const json::array& ids = *GetArray(req, "jobs");
+  if (ids.size() > 100) return Status::Client("jobs can list at most 100 job IDs");
+  json::array list;
+  for (const auto& v : ids) {
+    if (Job* j = FindJob(v.as_string())) {
+      json::object doc = resources_.at(j->arn).doc;
+      for (auto it = doc.begin(); it != doc.end();) {  // internal bookkeeping stays inside
+        if (it->key().starts_with("drover:")) it = doc.erase(it);
+        else ++it;
+      }
+      list.push_back(std::move(doc));
+    }
+  }
+  Outcome out;
+  out.response["jobs"] = std::move(list);
+  return out;
+}
+
+Result<BatchService::Outcome> BatchService::ListJobs(json::object& req) {
+  int selectors = req.contains("jobQueue") + req.contains("arrayJobId") +
+                  req.contains("multiNodeJobId");
+  if (selectors != 1) {
+    return Status::Client("You must specify exactly one of jobQueue, arrayJobId and "
+                          "multiNodeJobId");
+  }
+  std::string queue_arn;
+  if (auto q = GetString(req, "jobQueue")) {
+    Resource* queue = Find(kJobQueue, *q);
+    if (!queue) return Status::Client("Job queue " + std::string(*q) + " does not exist");
+    queue_arn = queue->arn;
+  }
+  const json::array* filters = GetArray(req, "filters");
+  std::string status(GetString(req, "jobStatus").value_or("RUNNING"));
+  bool any_status = filters && !filters->empty();  // with filters, jobStatus is ignored
+  std::vector<std::function<bool(const json::object&)>> preds;
+  if (filters) {
+    for (const auto& f : *filters) {
+      std::string fname(GetString(f.as_object(), "name").value_or(""));
+      const json::array* vals = GetArray(f.as_object(), "values");
+      if (!vals || vals->size() != 1) {
+        return Status::Client("Filter " + fname + " needs exactly one value");
+      }
+      std::string value((*vals)[0].as_string());
+      if (fname == "JOB_NAME") {
+        preds.push_back([value](const json::object& d) {
+          return Glob(value, GetString(d, "jobName").value_or(""));
+        });
+      } else if (fname == "JOB_DEFINITION") {
+        std::string arn_prefix = value.starts_with("arn:") ? value
+                                 : arns_.Make(kJobDefinition, value);
+        bool has_rev = value.find(':', value.starts_with("arn:") ? value.rfind('/') : 0) !=
+                       std::string::npos;
+        preds.push_back([arn_prefix, has_rev](const json::object& d) {
+          std::string_view def = GetString(d, "jobDefinition").value_or("");
+          if (arn_prefix.ends_with('*')) return Glob(arn_prefix, def);
+          return has_rev ? def == arn_prefix
+                         : def.starts_with(arn_prefix + ":");
+        });
+      } else if (fname == "BEFORE_CREATED_AT" || fname == "AFTER_CREATED_AT") {
+        int64_t t = 0;
+        try {
+          t = std::stoll(value);
+        } catch (...) {
+          return Status::Client("Filter " + fname + " needs a time in epoch milliseconds");
+        }
+        bool before = fname == "BEFORE_CREATED_AT";
+        preds.push_back([t, before](const json::object& d) {
+          int64_t c = GetInt(d, "createdAt").value_or(0);
+          return before ? c < t : c > t;
+        });
+      } else if (fname == "SHARE_IDENTIFIER") {
+        preds.push_back([value](const json::object& d) {
+          return Glob(value, GetString(d, "shareIdentifier").value_or(""));
+        });
+      } else {
+        return Status::Client("Unsupported filter name " + fname + ": use JOB_NAME, "
+                              "JOB_DEFINITION, BEFORE_CREATED_AT, AFTER_CREATED_AT or "
+                              "SHARE_IDENTIFIER");
+      }
+    }
+  }
+  bool by_parent = !req.contains("jobQueue");  // array / multi-node parents: none exist yet
+  auto keep = [&](const Resource& r) {
+    if (by_parent) return false;
+    if (GetString(r.doc, "jobQueue") != queue_arn) return false;
+    if (!any_status && GetString(r.doc, "status") != status) return false;
+    for (const auto& p : preds) {
+      if (!p(r.doc)) return false;
+    }
+    return true;
+  };
+  DROVER_ASSIGN_OR_RETURN(Page page, Paginate(kJob, req, keep, /*max_limit=*/1000));
+  json::array list;
+  for (Resource* r : page.items) list.push_back(Summary(r->doc));
+  Outcome out;
+  out.response["jobSummaryList"] = std::move(list);
+  if (!page.next_token.empty()) out.response["nextToken"] = page.next_token;
+  return out;
+}
+
+Result<BatchService::Outcome> BatchService::CancelJob(json::object& req) {
+  std::string_view ref = *GetString(req, "jobId");
+  Job* j = FindJob(ref);
+  if (!j) return Status::Client("Job " + std::string(ref) + " does not exist");
+  Outcome out;
+  // AWS cancels only jobs that have not started; for others the call succeeds
+  // and the job goes on.
+  if (j->status == "SUBMITTED" || j->status == "PENDING" || j->status == "RUNNABLE") {
+    resources_.at(j->arn).doc["isCancelled"] = true;
+    SetJobStatus(*j, "FAILED", std::string(*GetString(req, "reason")));
+    out.puts.push_back(j->arn);
+    out.wake = true;  // its dependents fail on the next pass
+  }
+  return out;
+}
+
+Result<BatchService::Outcome> BatchService::TerminateJob(json::object& req) {
+  std::string_view ref = *GetString(req, "jobId");
+  Job* j = FindJob(ref);
+  if (!j) return Status::Client("Job " + std::string(ref) + " does not exist");
+  std::string reason(*GetString(req, "reason"));
+  Outcome out;
+  if (IsTerminal(j->status)) return out;
+  json::object& doc = resources_.at(j->arn).doc;
+  doc["isTerminated"] = true;
+  if (j->status == "STARTING" || j->status == "RUNNING") {
+    // The attempt is stopped by the executor; its exit event fails the job.
+    j->terminate_reason = reason;
+    doc["drover:terminateReason"] = reason;
+    if (executor_ && !j->task_id.empty() && !j->start_pending) {
+      executor_->Terminate(j->task_id, reason);
+    }
+  } else {
+    SetJobStatus(*j, "FAILED", reason);
+    out.wake = true;
+  }
+  out.puts.push_back(j->arn);
+  return out;
+}
+
+Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(json::object& req) {
+  std::string_view ref = *GetString(req, "jobQueue");
+  Resource* queue = Find(kJobQueue, ref);
+  if (!queue) return Status::Client("Job queue " + std::string(ref) + " does not exist");
+  std::vector<Job*> runnable;
+  for (auto& [id, j] : live_) {
+    if (j->queue == queue->arn && j->status == "RUNNABLE") runnable.push_back(j);
+  }
+  std::sort(runnable.begin(), runnable.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
+  json::array jobs;
+  for (size_t i = 0; i < runnable.size() && i < 100; ++i) {
+    const json::object& doc = resources_.at(runnable[i]->arn).doc;
+    jobs.push_back(json::object{
+        {"jobArn", runnable[i]->arn},
+        {"earliestTimeAtPosition", GetInt(doc, "drover:runnableAt").value_or(
+                                       GetInt(doc, "createdAt").value_or(0))}});
+  }
+  Outcome out;
+  out.response["frontOfQueue"] =
+      json::object{{"jobs", std::move(jobs)}, {"lastUpdatedAt", clock_.NowMillis()}};
+  return out;
+}
+
+}  // namespace drover::service

@@ -1,0 +1,252 @@
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "service/batch_service.h"
+
+namespace drover::service {
+namespace {
+
+json::value J(std::string_view s) { return *ParseJson(s); }
+
+// Records what it is asked to run; the test plays the process's part.
+class FakeExecutor : public exec::Executor {
+ public:
+  Status Start(const exec::TaskSpec& spec) override {
+    if (!fail_with.empty()) return Status::Client(fail_with);
+    started.push_back(spec);
+    if (svc) {
+      svc->OnTaskEvent({exec::TaskEvent::Kind::kRunning, spec.task_id, spec.job_id, spec.attempt,
+                        1000, 0, ""});
+    }
+    return Status::Ok();
+  }
+  void Terminate(const std::string& task_id, const std::string& reason) override {
+    terminated.push_back(task_id + ":" + reason);
+  }
+  void Shutdown() override {}
+  BatchService* svc = nullptr;
+  std::string fail_with;
+  std::vector<exec::TaskSpec> started;
+  std::vector<std::string> terminated;
+};
+
+class JobsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    scratch_ = std::filesystem::temp_directory_path() / ("drover-jobs-" + std::to_string(getpid()));
+    auto s = store::OpenSqliteStore(":memory:");
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(s).value();
+    ServiceConfig cfg;
+    cfg.host_capacity = {2, 4096, 0};
+    cfg.scratch_root = scratch_.string();
+    cfg.log_root = (scratch_ / "logs").string();
+    svc_ = std::make_unique<BatchService>(cfg, *store_, clock_, ids_);
+    ASSERT_TRUE(svc_->Load().ok());
+    exec_.svc = svc_.get();
+    svc_->SetExecutor(&exec_);
+    Ok("CreateComputeEnvironment",
+       R"({"computeEnvironmentName":"ce","type":"MANAGED","computeResources":{"type":"EC2","maxvCpus":2,"subnets":["s"]}})");
+    Ok("CreateJobQueue",
+       R"({"jobQueueName":"q","priority":1,"computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce"}]})");
+    Ok("RegisterJobDefinition",
+       R"({"jobDefinitionName":"jd","type":"container","parameters":{"who":"world"},
+           "containerProperties":{"image":"busybox","command":["echo","Ref::who"],
+           "environment":[{"name":"A","value":"1"}],
+           "resourceRequirements":[{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"256"}]}})");
+  }
+  void TearDown() override { std::filesystem::remove_all(scratch_); }
+  json::object Ok(std::string_view op, std::string_view body) {
+    auto r = svc_->CallSync(op, J(body));
+    EXPECT_TRUE(r.ok()) << op << ": " << r.status().ToString();
+    return r.ok() ? r.value() : json::object();
+  }
+  std::string Submit(std::string extra = "") {
+    return std::string(Ok("SubmitJob", R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd")" +
+                                           extra + "}")["jobId"]
+                           .as_string());
+  }
+  json::object Job(const std::string& id) {
+    auto d = Ok("DescribeJobs", R"({"jobs":[")" + id + R"("]})");
+    return d["jobs"].as_array().at(0).as_object();
+  }
+  std::string Status(const std::string& id) { return std::string(Job(id)["status"].as_string()); }
+  void Exit(const exec::TaskSpec& spec, int code, std::string reason = "") {
+    svc_->OnTaskEvent({exec::TaskEvent::Kind::kExited, spec.task_id, spec.job_id, spec.attempt,
+                       2000, code, reason});
+  }
+
+  std::filesystem::path scratch_;
+  FakeClock clock_;
+  FakeIds ids_;
+  FakeExecutor exec_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<BatchService> svc_;
+};
+
+TEST_F(JobsTest, AJobRunsThroughEveryStateToSucceeded) {
+  // Given a submitted job, a pass should start it with its command, env and parameters.
+  std::string id = Submit();
+  EXPECT_EQ(Status(id), "SUBMITTED");
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 1u);
+  const exec::TaskSpec& spec = exec_.started[0];
+  EXPECT_EQ(spec.argv, (std::vector<std::string>{"echo", "world"}));
+  std::set<std::string> env(spec.env.begin(), spec.env.end());
+  EXPECT_TRUE(env.count("A=1"));
+  EXPECT_TRUE(env.count("AWS_BATCH_JOB_ID=" + id));
+  EXPECT_TRUE(env.count("AWS_BATCH_JOB_ATTEMPT=1"));
+  EXPECT_TRUE(env.count("AWS_BATCH_JQ_NAME=q"));
+  EXPECT_TRUE(env.count("AWS_BATCH_CE_NAME=ce"));
+  EXPECT_EQ(Status(id), "RUNNING");
+  EXPECT_EQ(spec.log_stream, "jd/default/" + spec.task_id);
+  Exit(spec, 0);
+  json::object job = Job(id);
+  EXPECT_EQ(job["status"], "SUCCEEDED");
+  EXPECT_EQ(job["statusReason"], json::value("Essential container in task exited"));
+  EXPECT_EQ(job["container"].at("exitCode"), 0);
+  EXPECT_EQ(job["container"].at("logStreamName"), json::value(spec.log_stream));
+  ASSERT_EQ(job["attempts"].as_array().size(), 1u);
+  EXPECT_FALSE(job.contains("drover:ce"));
+}
+
+TEST_F(JobsTest, CapacityLimitsConcurrencyAndWaitingJobsSayWhy) {
+  // Given a 2-vCPU CE and three 1-vCPU jobs, two start and the third names the limit.
+  std::string a = Submit(), b = Submit(), c = Submit();
+  svc_->SchedulePass();
+  EXPECT_EQ(exec_.started.size(), 2u);
+  EXPECT_EQ(Status(c), "RUNNABLE");
+  EXPECT_NE(std::string(Job(c)["statusReason"].as_string()).find("Waiting for capacity"),
+            std::string::npos);
+  Exit(exec_.started[0], 0);
+  svc_->SchedulePass();
+  EXPECT_EQ(exec_.started.size(), 3u);
+  EXPECT_EQ(Status(c), "RUNNING");
+}
+
+TEST_F(JobsTest, NonZeroExitFailsAndRetriesFollowTheStrategy) {
+  std::string id = Submit(R"(,"retryStrategy":{"attempts":2})");
+  svc_->SchedulePass();
+  Exit(exec_.started[0], 3);
+  EXPECT_EQ(Status(id), "RUNNABLE");
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 2u);
+  EXPECT_EQ(exec_.started[1].attempt, 2);
+  Exit(exec_.started[1], 4);
+  json::object job = Job(id);
+  EXPECT_EQ(job["status"], "FAILED");
+  EXPECT_EQ(job["container"].at("exitCode"), 4);
+  EXPECT_EQ(job["attempts"].as_array().size(), 2u);
+}
+
+TEST_F(JobsTest, EvaluateOnExitCanStopRetries) {
+  std::string id = Submit(
+      R"(,"retryStrategy":{"attempts":3,"evaluateOnExit":[{"onExitCode":"3*","action":"EXIT"}]})");
+  svc_->SchedulePass();
+  Exit(exec_.started[0], 37);
+  EXPECT_EQ(Status(id), "FAILED");
+}
+
+TEST_F(JobsTest, CancelFailsWaitingJobsAndTheirDependents) {
+  std::string a = Submit();
+  std::string b = Submit(R"(,"dependsOn":[{"jobId":")" + a + R"("}])");
+  Ok("CancelJob", R"({"jobId":")" + a + R"(","reason":"not needed"})");
+  json::object ja = Job(a);
+  EXPECT_EQ(ja["status"], "FAILED");
+  EXPECT_EQ(ja["statusReason"], json::value("not needed"));
+  EXPECT_EQ(ja["isCancelled"], true);
+  svc_->SchedulePass();
+  EXPECT_EQ(Status(b), "FAILED");
+  EXPECT_EQ(Job(b)["statusReason"], json::value("Dependent Job " + a + " failed"));
+  EXPECT_TRUE(exec_.started.empty());
+}
+
+TEST_F(JobsTest, DependentsWaitInPendingUntilTheirDependencySucceeds) {
+  std::string a = Submit();
+  std::string b = Submit(R"(,"dependsOn":[{"jobId":")" + a + R"("}])");
+  svc_->SchedulePass();
+  EXPECT_EQ(Status(b), "PENDING");
+  EXPECT_NE(std::string(Job(b)["statusReason"].as_string()).find(a), std::string::npos);
+  Exit(exec_.started[0], 0);
+  svc_->SchedulePass();
+  svc_->SchedulePass();
+  EXPECT_EQ(Status(b), "RUNNING");
+}
+
+TEST_F(JobsTest, TerminateStopsARunningAttempt) {
+  std::string id = Submit();
+  svc_->SchedulePass();
+  Ok("TerminateJob", R"({"jobId":")" + id + R"(","reason":"stop it"})");
+  ASSERT_EQ(exec_.terminated.size(), 1u);
+  EXPECT_EQ(exec_.terminated[0], exec_.started[0].task_id + ":stop it");
+  Exit(exec_.started[0], 143, "stop it");
+  json::object job = Job(id);
+  EXPECT_EQ(job["status"], "FAILED");
+  EXPECT_EQ(job["statusReason"], json::value("stop it"));
+  EXPECT_EQ(job["isTerminated"], true);
+}
+
+TEST_F(JobsTest, AnAttemptThatCannotStartFailsTheJob) {
+  exec_.fail_with = "CannotStartContainerError: executable file not found in $PATH: nope";
+  // Given 2 attempts, the job is retried once (as on AWS), then fails with the reason.
+  std::string id = Submit(R"(,"retryStrategy":{"attempts":2})");
+  svc_->SchedulePass();
+  EXPECT_EQ(Status(id), "RUNNABLE");
+  svc_->SchedulePass();
+  json::object job = Job(id);
+  EXPECT_EQ(job["attempts"].as_array().size(), 2u);
+  EXPECT_EQ(job["status"], "FAILED");
+  EXPECT_EQ(job["statusReason"], json::value(exec_.fail_with));
+}
+
+TEST_F(JobsTest, BadSubmissionsAreRefusedAndCreateNothing) {
+  for (const char* body : {
+           R"({"jobName":"j","jobQueue":"nope","jobDefinition":"jd"})",
+           R"({"jobName":"j","jobQueue":"q","jobDefinition":"nope"})",
+           R"({"jobName":"-j","jobQueue":"q","jobDefinition":"jd"})",
+           R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","dependsOn":[{"jobId":"x"}]})",
+           R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","arrayProperties":{"size":3}})",
+           R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","containerOverrides":{"environment":[{"name":"AWS_BATCH_X","value":"1"}]}})",
+       }) {
+    auto r = svc_->CallSync("SubmitJob", J(body));
+    EXPECT_FALSE(r.ok()) << body;
+  }
+  auto l = Ok("ListJobs", R"({"jobQueue":"q","filters":[{"name":"JOB_NAME","values":["*"]}]})");
+  EXPECT_TRUE(l["jobSummaryList"].as_array().empty());
+}
+
+TEST_F(JobsTest, ListJobsDefaultsToRunningAndFiltersByName) {
+  std::string a = Submit();
+  Ok("SubmitJob", R"({"jobName":"other","jobQueue":"q","jobDefinition":"jd"})");
+  auto l = Ok("ListJobs", R"({"jobQueue":"q"})");
+  EXPECT_TRUE(l["jobSummaryList"].as_array().empty());  // nothing RUNNING yet
+  l = Ok("ListJobs", R"({"jobQueue":"q","jobStatus":"SUBMITTED"})");
+  EXPECT_EQ(l["jobSummaryList"].as_array().size(), 2u);
+  l = Ok("ListJobs", R"({"jobQueue":"q","filters":[{"name":"JOB_NAME","values":["oth*"]}]})");
+  ASSERT_EQ(l["jobSummaryList"].as_array().size(), 1u);
+  EXPECT_EQ(l["jobSummaryList"].as_array()[0].at("jobName"), "other");
+}
+
+TEST_F(JobsTest, LostAttemptsAreRetriedOrFailedOnRecovery) {
+  std::string a = Submit(R"(,"retryStrategy":{"attempts":2})");
+  std::string b = Submit();
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 2u);
+  BatchService again(ServiceConfig{}, *store_, clock_, ids_);
+  ASSERT_TRUE(again.Load().ok());
+  ASSERT_TRUE(again.RecoverJobs().ok());
+  auto d = again.CallSync("DescribeJobs", J(R"({"jobs":[")" + a + R"(",")" + b + R"("]})"));
+  ASSERT_TRUE(d.ok());
+  const auto& jobs = d.value()["jobs"].as_array();
+  EXPECT_EQ(jobs[0].at("status"), "RUNNABLE");
+  EXPECT_EQ(jobs[1].at("status"), "FAILED");
+  EXPECT_NE(std::string(jobs[1].at("statusReason").as_string()).find("Host lost"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace drover::service

@@ -1,0 +1,232 @@
+"""The server process: clean SIGTERM shutdown, restart persistence, the data
+directory lock, and first-start credentials."""
+
+import configparser
+import os
+import stat
+import subprocess
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+
+from harness import DroverServer, DroverTestCase, http
+
+
+class PersistenceTest(DroverTestCase):
+
+    def populate(self):
+        """One of every resource (with tags), a deregistered JD revision, updates."""
+        b = self.batch
+        tags = {"persist": "yes", "n": "1"}
+        ec2 = self.make_ce("p-ec2", managed=True, tags=tags)
+        b.update_compute_environment(computeEnvironment=ec2, computeResources={"maxvCpus": 48})
+        fargate = self.make_ce("p-fargate", managed=True, state="DISABLED", computeResources={
+            "type": "FARGATE_SPOT", "maxvCpus": 8, "subnets": ["subnet-1"]})
+        unmanaged = self.make_ce("p-unmanaged", unmanagedvCpus=4)
+        sp = self.make_policy("p-policy", tags=tags, fairsharePolicy={
+            "shareDecaySeconds": 600, "computeReservation": 5,
+            "shareDistribution": [{"shareIdentifier": "a*", "weightFactor": 0.25}]})
+        self.make_queue("p-fair", ces=[ec2, unmanaged], priority=9, schedulingPolicyArn=sp,
+                        tags=tags)
+        fifo = self.make_queue("p-fifo", ces=[fargate], priority=1)
+        b.update_job_queue(jobQueue=fifo, state="DISABLED", priority=2)
+        for i in range(3):
+            self.register_jd("p-jd", tags={"rev": str(i + 1)},
+                             retryStrategy={"attempts": i + 1})
+        b.deregister_job_definition(jobDefinition="p-jd:2")
+        self.register_jd("p-multi", type="multinode", nodeProperties={
+            "numNodes": 2, "mainNode": 0,
+            "nodeRangeProperties": [{"targetNodes": "0:", "container": {"image": "busybox"}}]})
+        cr = self.make_consumable("p-cr", totalQuantity=5, resourceType="NON_REPLENISHABLE",
+                                  tags=tags)
+        b.update_consumable_resource(consumableResource=cr, operation="ADD", quantity=3)
+        b.tag_resource(resourceArn=fifo, tags={"added": "later"})
+        b.untag_resource(resourceArn=ec2, tagKeys=["n"])
+        # Deleted resources must stay deleted.
+        self.make_ce("p-deleted", state="DISABLED")
+        b.delete_compute_environment(computeEnvironment="p-deleted")
+
+    def test_restart_keeps_every_resource_unchanged(self):
+        """Given one of every resource (tags, updates, a deregistered revision), a SIGTERM restart on the same dir should describe identically."""
+        self.populate()
+        before = self.snapshot()
+        self.assertEqual(len(before["computeEnvironments"]), 3)
+        self.assertEqual(len(before["jobDefinitions"]), 4)
+        rc = self.restart_server(check=False)
+        after = self.snapshot()
+        self.assertEqual(after, before)
+        # The revision counter survives too, and the state is still writable.
+        self.assertEqual(self.register_jd("p-jd")["revision"], 4)
+        self.batch.update_job_queue(jobQueue="p-fair", priority=10)
+        self.assertEqual(self.describe_queue("p-fair")["priority"], 10)
+        self.assertEqual(rc, 0, "SIGTERM exit code before restart: %s (want 0)" % rc)
+
+    def test_restart_twice_without_changes_is_stable(self):
+        """Given a second restart with no requests in between, the state should still be identical."""
+        self.make_ce("p-stable", tags={"k": "v"})
+        before = self.snapshot()
+        codes = [self.restart_server(check=False) for _ in range(2)]
+        self.assertEqual(self.snapshot(), before)
+        self.assertEqual(codes, [0, 0], "SIGTERM exit codes")
+
+
+class ConcurrencyTest(DroverTestCase):
+
+    def test_concurrent_creates_all_succeed_and_survive_restart(self):
+        """Given 60 creates from 8 threads at once, all should succeed, be described, and survive a restart."""
+        names = ["conc-%02d" % i for i in range(60)]
+
+        def create(name):
+            client = self.server.client()
+            if name.endswith(("0", "5")):
+                return client.create_scheduling_policy(name=name)["arn"]
+            return client.create_compute_environment(computeEnvironmentName=name,
+                                                     type="UNMANAGED")["computeEnvironmentArn"]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            arns = list(pool.map(create, names))
+        self.assertEqual(len(set(arns)), 60)
+        before = self.snapshot()
+        self.assertEqual(len(before["computeEnvironments"]) + len(before["schedulingPolicies"]),
+                         60)
+        self.restart_server(check=False)
+        self.assertEqual(self.snapshot(), before)
+
+    def test_concurrent_duplicate_creates_exactly_one_wins(self):
+        """Given 16 concurrent creates of the same CE name, exactly one should succeed and the rest get 'already exists'."""
+        def create(i):
+            client = self.server.client()
+            try:
+                client.create_compute_environment(computeEnvironmentName="race", type="UNMANAGED",
+                                                  unmanagedvCpus=i)
+                return "ok"
+            except client.exceptions.ClientException as e:
+                return "exists" if "already exists" in str(e) else str(e)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(create, range(16)))
+        self.assertEqual(sorted(results), ["exists"] * 15 + ["ok"], results)
+        self.assertEqual(len(self.batch.describe_compute_environments(
+            computeEnvironments=["race"])["computeEnvironments"]), 1)
+
+    def test_concurrent_job_definition_registrations_get_distinct_revisions(self):
+        """Given 20 concurrent registrations of one name, the revisions should be exactly 1..20."""
+        def register(_):
+            return self.server.client().register_job_definition(
+                jobDefinitionName="conc-jd", type="container",
+                containerProperties={"image": "busybox"})["revision"]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            revisions = list(pool.map(register, range(20)))
+        self.assertEqual(sorted(revisions), list(range(1, 21)))
+
+
+class ProcessTest(DroverTestCase):
+
+    def test_sigterm_exits_zero_and_removes_endpoint(self):
+        """Given a running server, SIGTERM should make it exit 0 and remove DIR/endpoint."""
+        server = DroverServer()
+        self.addCleanup(server.cleanup)
+        server.start()
+        endpoint_file = os.path.join(server.data_dir, "endpoint")
+        with open(endpoint_file) as f:
+            self.assertRegex(f.read(), r"^http://127\.0\.0\.1:\d+\n$")
+        rc = server.stop(check=False)
+        self.assertEqual(rc, 0, "exit code after SIGTERM\n" + server.log())
+        self.assertFalse(os.path.exists(endpoint_file), "DIR/endpoint left after SIGTERM")
+
+    def test_sigint_exits_zero(self):
+        """Given a running server, SIGINT should make it exit 0 and remove DIR/endpoint."""
+        server = DroverServer()
+        self.addCleanup(server.cleanup)
+        server.start()
+        proc, server.proc = server.proc, None
+        proc.send_signal(2)
+        rc = proc.wait(timeout=15)
+        self.assertEqual(rc, 0, "exit code after SIGINT\n" + server.log())
+        self.assertFalse(os.path.exists(os.path.join(server.data_dir, "endpoint")))
+
+    def test_second_server_on_same_dir_fails_fast(self):
+        """Given a running server, a second one on the same data dir should exit non-zero quickly with 'already using data dir', leaving the first serving."""
+        self.make_ce("lock-ce")
+        endpoint_file = os.path.join(self.server.data_dir, "endpoint")
+        with open(endpoint_file) as f:
+            endpoint_before = f.read()
+        proc, log_path = self.server.spawn("second.log")
+        try:
+            rc = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            self.fail("a second server on the same data dir kept running")
+        with open(log_path, errors="replace") as f:
+            output = f.read()
+        self.assertNotEqual(rc, 0, output)
+        self.assertIn("already using data dir", output)
+        # The first server is untouched.
+        with open(endpoint_file) as f:
+            self.assertEqual(f.read(), endpoint_before)
+        self.assertEqual(http("GET", self.server.endpoint + "/healthz")[0], 200)
+        self.assertEqual(self.describe_ce("lock-ce")["status"], "VALID")
+
+    def test_first_start_without_credentials_writes_them(self):
+        """Given no --credentials, the first start should write DIR/credentials (0600) and DIR/config, which the CLI can use; a restart keeps the key."""
+        server = DroverServer(credentials=False, region="eu-west-1", account_id="210987654321")
+        self.addCleanup(server.cleanup)
+        server.start()
+        creds_path = os.path.join(server.data_dir, "credentials")
+        config_path = os.path.join(server.data_dir, "config")
+        self.assertEqual(stat.S_IMODE(os.stat(creds_path).st_mode), 0o600)
+        self.assertTrue(os.path.exists(config_path))
+        creds = configparser.ConfigParser()
+        creds.read(creds_path)
+        key = creds["default"]["aws_access_key_id"]
+        secret = creds["default"]["aws_secret_access_key"]
+        self.assertRegex(key, r"^[A-Za-z0-9]{16,128}$")
+        self.assertGreaterEqual(len(secret), 16)
+        config = configparser.ConfigParser()
+        config.read(config_path)
+        self.assertEqual(config["default"]["region"], "eu-west-1")
+        # The test key was never imported: it is refused.
+        self.assertClientError(server.client().describe_job_queues,
+                               error_code="UnrecognizedClientException", http_status=403)
+        # The CLI works with exactly the files the server wrote (region from config).
+        rc, out, err = server.cli(["create-compute-environment", "--compute-environment-name",
+                                   "firststart", "--type", "UNMANAGED"],
+                                  credentials_file=creds_path, config_file=config_path)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out["computeEnvironmentArn"],
+                         "arn:aws:batch:eu-west-1:210987654321:compute-environment/firststart")
+        # A restart neither rotates the key nor rewrites the files.
+        mtime = os.stat(creds_path).st_mtime_ns
+        server.stop(check=False)
+        server.start()
+        self.assertEqual(os.stat(creds_path).st_mtime_ns, mtime)
+        client = server.client(access_key=key, secret_key=secret)
+        got = client.describe_compute_environments(computeEnvironments=["firststart"])
+        self.assertEqual(len(got["computeEnvironments"]), 1)
+
+    def test_imported_credentials_do_not_write_a_credentials_file(self):
+        """Given --credentials, the server should accept that key and not write DIR/credentials."""
+        self.assertFalse(os.path.exists(os.path.join(self.server.data_dir, "credentials")))
+        self.assertEqual(self.batch.describe_job_queues()["ResponseMetadata"]["HTTPStatusCode"],
+                         200)
+
+    def test_bad_credentials_file_fails_fast(self):
+        """Given a --credentials file without a key, the server should exit non-zero at once."""
+        server = DroverServer()
+        self.addCleanup(server.cleanup)
+        with open(server.credentials_file, "w") as f:
+            f.write("[default]\nregion = us-east-1\n")
+        proc, log_path = server.spawn("bad.log")
+        try:
+            rc = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            self.fail("server started with a credentials file holding no key")
+        self.assertNotEqual(rc, 0)
+        self.assertFalse(os.path.exists(os.path.join(server.data_dir, "endpoint")))
+
+
+if __name__ == "__main__":
+    unittest.main()
