@@ -1,7 +1,8 @@
 // The API front door: an event-driven HTTP/1.1 server (Boost.Beast over Asio,
-// C++20 coroutines, keep-alive) that speaks the AWS Batch REST-JSON protocol,
-// checks SigV4 on every request but GET /healthz, and hands operations to the
-// BatchService.
+// C++20 coroutines, keep-alive) that speaks the AWS Batch REST-JSON protocol
+// and the CloudWatch Logs JSON 1.1 protocol (POST / with X-Amz-Target:
+// Logs_20140328.<Op>) on one endpoint, checks SigV4 on every request but
+// GET /healthz, and hands operations to the BatchService or the LogsService.
 //
 // Thread-safety: Listen() then Run() from one thread; Run() may be called from
 // several threads to serve on all of them; Stop() may be called from any
@@ -13,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "logs/logs.h"
 #include "service/batch_service.h"
 
 namespace drover::api {
@@ -25,7 +27,9 @@ struct ApiOptions {
 
 class ApiServer {
  public:
-  ApiServer(ApiOptions opts, service::BatchService& svc, Clock& clock, IdGenerator& ids);
+  // `logs` may be null: the Logs protocol then answers UnknownOperationException.
+  ApiServer(ApiOptions opts, service::BatchService& svc, const logs::LogsService* logs,
+            Clock& clock, IdGenerator& ids);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

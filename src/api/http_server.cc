@@ -62,13 +62,39 @@ asio::awaitable<Result<json::object>> CallService(service::BatchService& svc,
 struct ApiServer::Impl {
   ApiOptions opts;
   service::BatchService& svc;
+  const logs::LogsService* logs;
   Clock& clock;
   IdGenerator& ids;
   asio::io_context io;
   tcp::acceptor acceptor{io};
 
-  Impl(ApiOptions o, service::BatchService& s, Clock& c, IdGenerator& i)
-      : opts(std::move(o)), svc(s), clock(c), ids(i) {}
+  Impl(ApiOptions o, service::BatchService& s, const logs::LogsService* l, Clock& c,
+       IdGenerator& i)
+      : opts(std::move(o)), svc(s), logs(l), clock(c), ids(i) {}
+
+  // CloudWatch Logs, JSON 1.1: the operation is in X-Amz-Target.
+  HttpResponse HandleLogs(const HttpRequest& req, std::string_view op) {
+    auto json11 = [](HttpResponse r) {
+      for (auto& h : r.headers) {
+        if (h.name == "Content-Type") h.value = "application/x-amz-json-1.1";
+      }
+      return r;
+    };
+    auto json_error = [&](int status, std::string_view type, std::string_view message) {
+      return json11(ErrorResponse(status, type, message));
+    };
+    if (!logs) return json_error(400, "UnknownOperationException", "Logs are not served here");
+    auto body = ParseJson(req.body.empty() ? std::string_view("{}") : req.body);
+    if (!body.ok() || !body->is_object()) {
+      return json_error(400, "SerializationException", "The request body must be a JSON object");
+    }
+    Result<json::object> result = logs->Call(op, *body);
+    if (!result.ok()) {
+      logs::LogsError e = logs::ToLogsError(result.status());
+      return json_error(e.http_status, e.type, e.message);
+    }
+    return json11(JsonResponse(result.value()));
+  }
 
   asio::awaitable<HttpResponse> Handle(const HttpRequest& req) {
     if (req.method == "GET" && req.target == "/healthz") {
@@ -82,6 +108,14 @@ struct ApiServer::Impl {
       LOG_DEBUG("{} {} refused: {} {}", req.method, req.target, err->type, err->message);
       HttpResponse r = ErrorResponse(err->http_status, err->type, err->message);
       co_return r;
+    }
+    if (const std::string* target = req.Header("X-Amz-Target")) {
+      constexpr std::string_view kLogs = "Logs_20140328.";
+      if (req.method == "POST" && std::string_view(*target).starts_with(kLogs)) {
+        co_return HandleLogs(req, std::string_view(*target).substr(kLogs.size()));
+      }
+      co_return ErrorResponse(400, "UnknownOperationException",
+                              "Drover does not serve " + *target);
     }
     auto routed = RouteBatch(req);
     if (auto* err = std::get_if<RouteError>(&routed)) {
@@ -162,8 +196,9 @@ struct ApiServer::Impl {
   }
 };
 
-ApiServer::ApiServer(ApiOptions opts, service::BatchService& svc, Clock& clock, IdGenerator& ids)
-    : impl_(std::make_unique<Impl>(std::move(opts), svc, clock, ids)) {}
+ApiServer::ApiServer(ApiOptions opts, service::BatchService& svc, const logs::LogsService* logs,
+                     Clock& clock, IdGenerator& ids)
+    : impl_(std::make_unique<Impl>(std::move(opts), svc, logs, clock, ids)) {}
 
 ApiServer::~ApiServer() = default;
 

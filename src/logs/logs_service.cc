@@ -433,7 +433,7 @@ Result<std::string> LogsService::ResolveGroup(const std::optional<std::string>& 
   if (name) return *name;
   std::string_view id = *identifier;
   if (!id.starts_with("arn:")) return std::string(id);
-  // arn:<partition>:logs:<region>:<account>:log-group:<name>[:*]
+  // arn:<partition>:logs:<region>:<account>:log-group:<name> (the model's pattern has no '*')
   std::vector<std::string_view> parts;
   size_t pos = 0;
   for (int i = 0; i < 5; ++i) {
@@ -448,7 +448,6 @@ Result<std::string> LogsService::ResolveGroup(const std::optional<std::string>& 
                           "' is neither a log group name nor a log group ARN");
   }
   std::string_view group = resource.substr(10);
-  if (group.ends_with(":*")) group.remove_suffix(2);
   if (group.empty() || !IsGroupName(group)) {
     return Status::Client("logGroupIdentifier '" + std::string(id) +
                           "' is not a valid log group ARN");

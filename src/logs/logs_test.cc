@@ -386,8 +386,12 @@ TEST_F(LogsTest, GetLogEventsOnAnEmptyStreamStillReturnsBothTokens) {
 TEST_F(LogsTest, GetLogEventsAcceptsALogGroupArnAsIdentifier) {
   WriteEvents("s", {"x"});
   auto r = MustCall("GetLogEvents", R"({"logGroupIdentifier":
-      "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/batch/job:*","logStreamName":"s"})");
+      "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/batch/job","logStreamName":"s"})");
   EXPECT_EQ(EventMessages(r), std::vector<std::string>{"x"});
+  // As in the model's pattern: the identifier is the ARN without the trailing ":*".
+  auto star = Call("GetLogEvents", R"({"logGroupIdentifier":
+      "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/batch/job:*","logStreamName":"s"})");
+  EXPECT_EQ(ToLogsError(star.status()).type, "InvalidParameterException");
   auto other = Call("GetLogEvents", R"({"logGroupIdentifier":
       "arn:aws:logs:eu-west-1:999999999999:log-group:/aws/batch/job","logStreamName":"s"})");
   EXPECT_EQ(other.status().code(), Code::kNotFound);

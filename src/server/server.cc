@@ -15,6 +15,7 @@
 
 #include "api/api.h"
 #include "exec/executor.h"
+#include "logs/logs.h"
 #include "common/log.h"
 #include "service/batch_service.h"
 #include "store/store.h"
@@ -148,9 +149,9 @@ int RunServer(const ServerOptions& opts) {
   cfg.scratch_root = (dir / "scratch").string();
   cfg.log_cap_bytes = static_cast<uint64_t>(opts.job_log_cap_mib) << 20;
   cfg.job_retention_ms = opts.job_retention_hours * 3600 * 1000;
-  char host[256] = "localhost";
-  ::gethostname(host, sizeof host - 1);
-  cfg.host_name = host;
+  char hostname[256] = "localhost";
+  ::gethostname(hostname, sizeof hostname - 1);
+  cfg.host_name = hostname;
   if (Status s = ResolveJobUser(opts.job_user, cfg); !s.ok()) return fail(s);
   service::BatchService svc(cfg, **store, clock, ids);
   if (Status s = svc.Load(); !s.ok()) return fail(s);
@@ -166,7 +167,9 @@ int RunServer(const ServerOptions& opts) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  api::ApiServer api({opts.region}, svc, clock, ids);
+  logs::LogStore log_store(cfg.log_root);
+  logs::LogsService logs_svc(log_store, opts.region, opts.account_id);
+  api::ApiServer api({opts.region}, svc, &logs_svc, clock, ids);
   auto port = api.Listen(listen->first, listen->second);
   if (!port.ok()) return fail(port.status());
   std::string host = listen->first;

@@ -59,6 +59,19 @@ NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"},
 RAW = NO_RETRY.merge(Config(parameter_validation=False))
 
 
+_SESSION = None
+
+
+def _session():
+    """One boto3 session for the process: its loader caches the service model, so
+    making a client costs milliseconds instead of ~0.2s. (Clients are made from the
+    main thread; a made client may then be used from any thread.)"""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = boto3.session.Session()
+    return _SESSION
+
+
 def http(method, url, body=None, headers=None, timeout=10):
     """Sends one plain HTTP request; returns (status, headers dict lower-cased, body bytes)."""
     data = body.encode() if isinstance(body, str) else body
@@ -208,7 +221,7 @@ class DroverServer:
     # --- clients ---------------------------------------------------------
 
     def client(self, region_name=None, access_key=None, secret_key=None, config=NO_RETRY):
-        return boto3.session.Session().client(
+        return _session().client(
             "batch",
             endpoint_url=self.endpoint,
             region_name=region_name or self.region,

@@ -1,5 +1,6 @@
 """Scheduling policies (fair share) and consumable resources through boto3."""
 
+import time
 import unittest
 
 from harness import DroverTestCase
@@ -150,6 +151,29 @@ class SchedulingPolicyTest(DroverTestCase):
             % (name, stored, sp, sp, "SUCCEEDED (want ClientException)" if deleted else "refused"))
         self.assertEqual(self.snapshot(), before)
 
+    def test_queue_policy_update_reference_is_stored_as_the_policy_arn(self):
+        """Given a fair-share queue updated with another policy's bare name (if accepted), describe should show that policy's ARN and the policy should be protected from delete."""
+        sp1 = self.make_policy()
+        name2 = self.name("sp")
+        sp2 = self.make_policy(name2)
+        queue = self.make_queue(schedulingPolicyArn=sp1)
+        try:
+            self.batch.update_job_queue(jobQueue=queue, schedulingPolicyArn=name2)
+        except self.batch.exceptions.ClientException:
+            self.assertEqual(self.describe_queue(queue)["schedulingPolicyArn"], sp1)
+            return  # refusing a non-ARN reference is fine too
+        stored = self.describe_queue(queue).get("schedulingPolicyArn")
+        try:
+            self.batch.delete_scheduling_policy(arn=sp2)
+            deleted = True
+        except self.batch.exceptions.ClientException:
+            deleted = False
+        self.assertFalse(
+            deleted or stored != sp2,
+            "queue updated with schedulingPolicyArn=%r: describe shows %r (want %r); "
+            "DeleteSchedulingPolicy(arn=%r) while the queue uses it: %s"
+            % (name2, stored, sp2, sp2, "SUCCEEDED (want ClientException)" if deleted else "refused"))
+
 
 class ConsumableResourceTest(DroverTestCase):
 
@@ -166,7 +190,8 @@ class ConsumableResourceTest(DroverTestCase):
         arn = created["consumableResourceArn"]
         self.assertEqual(arn, self.arn("consumable-resource", name))
         got = self.describe(name)
-        self.assertEqual(got["createdAt"], created["createdAt"])
+        # createdAt is epoch milliseconds (a long in the model), set at creation.
+        self.assertLess(abs(got["createdAt"] / 1000.0 - time.time()), 120, got["createdAt"])
         self.assertEqual(got, self.describe(arn))
         self.assertEqual(got["consumableResourceName"], name)
         self.assertEqual(got["consumableResourceArn"], arn)

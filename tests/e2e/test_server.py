@@ -71,12 +71,18 @@ class PersistenceTest(DroverTestCase):
 
 class ConcurrencyTest(DroverTestCase):
 
+    def clients(self, n):
+        """n separate clients (separate connection pools), made up front: making a
+        boto3 client is slow, sending with one is not."""
+        return [self.server.client() for _ in range(n)]
+
     def test_concurrent_creates_all_succeed_and_survive_restart(self):
         """Given 60 creates from 8 threads at once, all should succeed, be described, and survive a restart."""
         names = ["conc-%02d" % i for i in range(60)]
+        clients = self.clients(8)
 
         def create(name):
-            client = self.server.client()
+            client = clients[int(name[-2:]) % 8]
             if name.endswith(("0", "5")):
                 return client.create_scheduling_policy(name=name)["arn"]
             return client.create_compute_environment(computeEnvironmentName=name,
@@ -93,8 +99,10 @@ class ConcurrencyTest(DroverTestCase):
 
     def test_concurrent_duplicate_creates_exactly_one_wins(self):
         """Given 16 concurrent creates of the same CE name, exactly one should succeed and the rest get 'already exists'."""
+        clients = self.clients(16)
+
         def create(i):
-            client = self.server.client()
+            client = clients[i]
             try:
                 client.create_compute_environment(computeEnvironmentName="race", type="UNMANAGED",
                                                   unmanagedvCpus=i)
@@ -110,8 +118,10 @@ class ConcurrencyTest(DroverTestCase):
 
     def test_concurrent_job_definition_registrations_get_distinct_revisions(self):
         """Given 20 concurrent registrations of one name, the revisions should be exactly 1..20."""
-        def register(_):
-            return self.server.client().register_job_definition(
+        clients = self.clients(8)
+
+        def register(i):
+            return clients[i % 8].register_job_definition(
                 jobDefinitionName="conc-jd", type="container",
                 containerProperties={"image": "busybox"})["revision"]
 
