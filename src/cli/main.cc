@@ -3,6 +3,7 @@
 
 #include <functional>
 
+#include "cli/commands.h"
 #include "server/server.h"
 
 namespace {
@@ -14,7 +15,7 @@ struct Subcommand {
   std::function<std::function<int()>(CLI::App&)> setup;
 };
 
-std::function<int()> SetUpServer(CLI::App& app) {
+drover::cli::Runner SetUpServer(CLI::App& app) {
   auto opts = std::make_shared<drover::server::ServerOptions>();
   app.add_option("--listen", opts->listen, "HOST:PORT to serve on (port 0: any free port)")
       ->capture_default_str();
@@ -46,6 +47,15 @@ std::function<int()> SetUpServer(CLI::App& app) {
 
 const Subcommand kSubcommands[] = {
     {"server", "serve the AWS Batch API over a durable store", SetUpServer},
+    {"quickstart", "create a local environment and queue, run a hello-world job, show its output",
+     drover::cli::SetUpQuickstart},
+    {"submit", "submit a job: drover submit --queue Q -- CMD ARGS...", drover::cli::SetUpSubmit},
+    {"jobs", "list jobs with counts per state (--watch for a live view)", drover::cli::SetUpJobs},
+    {"describe", "show one job", drover::cli::SetUpDescribe},
+    {"logs", "print a job's output (-f to follow it)", drover::cli::SetUpLogs},
+    {"cancel", "cancel or terminate jobs, by ID or a whole queue", drover::cli::SetUpCancel},
+    {"queues", "list job queues", drover::cli::SetUpQueues},
+    {"envs", "list compute environments", drover::cli::SetUpEnvs},
 };
 
 }  // namespace

@@ -166,13 +166,11 @@ Result<LogStore::StreamInfo> InfoFromFd(int fd, std::string name, const std::str
   info.stored_bytes = static_cast<uint64_t>(st.st_size);
   info.creation_ms = MtimeMs(st);
   std::optional<LogEvent> first;
-  DROVER_ASSIGN_OR_RETURN(int64_t ignored,
-                          ScanFd(fd, st.st_size, 0,
-                                 [&](const LogEvent& e, int64_t) {
-                                   first = e;
-                                   return false;
-                                 },
-                                 path));
+  auto take_first = [&](const LogEvent& e, int64_t) {
+    first = e;
+    return false;
+  };
+  DROVER_ASSIGN_OR_RETURN(int64_t ignored, ScanFd(fd, st.st_size, 0, take_first, path));
   (void)ignored;
   if (!first) return info;
   DROVER_ASSIGN_OR_RETURN(std::optional<LogEvent> last,
@@ -186,8 +184,8 @@ Result<LogStore::StreamInfo> InfoFromFd(int fd, std::string name, const std::str
 }
 
 // Opens a stream file for reading; NotFound with CloudWatch's texts.
-Result<int> OpenStream(const std::string& root, const std::string& group,
-                       const std::string& stream, std::string& path) {
+Result<int> OpenStream(const std::string& root, const std::string& group, const std::string& stream,
+                       std::string& path) {
   if (group.empty() || !IsDir(GroupDir(root, group))) return Status::NotFound(kNoGroup);
   if (stream.empty()) return Status::NotFound(kNoStream);
   path = StreamPath(root, group, stream);
@@ -201,9 +199,7 @@ Result<int> OpenStream(const std::string& root, const std::string& group,
   return fd;
 }
 
-std::string ExceptionText(const std::exception& e) {
-  return std::string("log store: ") + e.what();
-}
+std::string ExceptionText(const std::exception& e) { return std::string("log store: ") + e.what(); }
 
 }  // namespace
 
@@ -631,10 +627,11 @@ Result<int64_t> LogStore::Scan(const std::string& group, const std::string& stre
 Result<std::vector<LogEvent>> LogStore::ReadAll(const std::string& group,
                                                 const std::string& stream) const {
   std::vector<LogEvent> out;
-  DROVER_ASSIGN_OR_RETURN(int64_t end, Scan(group, stream, 0, [&](const LogEvent& e, int64_t) {
-                            out.push_back(e);
-                            return true;
-                          }));
+  auto keep = [&](const LogEvent& e, int64_t) {
+    out.push_back(e);
+    return true;
+  };
+  DROVER_ASSIGN_OR_RETURN(int64_t end, Scan(group, stream, 0, keep));
   (void)end;
   return out;
 }

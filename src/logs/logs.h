@@ -109,11 +109,11 @@ class StreamWriter {
   const uint64_t max_bytes_;
   Clock& clock_;
   mutable std::mutex mu_;
-  int fd_;                   // -1 once closed
-  std::string pending_;      // the current partial line
-  uint64_t written_ = 0;     // message bytes written (counted against max_bytes_)
+  int fd_;                // -1 once closed
+  std::string pending_;   // the current partial line
+  uint64_t written_ = 0;  // message bytes written (counted against max_bytes_)
   bool truncated_ = false;
-  int64_t last_ts_;          // timestamps never go backwards within a stream
+  int64_t last_ts_;  // timestamps never go backwards within a stream
 };
 
 // Reads streams from the files under `root`.
@@ -123,11 +123,11 @@ class LogStore {
 
   struct StreamInfo {
     std::string name;
-    int64_t creation_ms = 0;        // first event's ingestion time, else the file's mtime
-    int64_t first_event_ms = 0;     // 0 when the stream has no events (nor the next two)
+    int64_t creation_ms = 0;     // first event's ingestion time, else the file's mtime
+    int64_t first_event_ms = 0;  // 0 when the stream has no events (nor the next two)
     int64_t last_event_ms = 0;
     int64_t last_ingestion_ms = 0;
-    uint64_t stored_bytes = 0;      // file size
+    uint64_t stored_bytes = 0;  // file size
   };
   struct GroupInfo {
     std::string name;
@@ -196,7 +196,7 @@ inline constexpr std::string_view kUnknownOperationPrefix = "UnknownOperationExc
 // The Logs model's view of a non-OK status from LogsService::Call.
 struct LogsError {
   int http_status;
-  std::string type;     // e.g. "ResourceNotFoundException"
+  std::string type;  // e.g. "ResourceNotFoundException"
   std::string message;
 };
 LogsError ToLogsError(const Status& s);

@@ -176,9 +176,9 @@ class Params {
 
   Status Done() const {
     if (errors_.empty()) return Status::Ok();
-    std::string msg = std::to_string(errors_.size()) +
-                      (errors_.size() == 1 ? " validation error detected: "
-                                           : " validation errors detected: ");
+    std::string msg =
+        std::to_string(errors_.size()) +
+        (errors_.size() == 1 ? " validation error detected: " : " validation errors detected: ");
     for (size_t i = 0; i < errors_.size(); ++i) msg += (i ? "; " : "") + errors_[i];
     return Status::Client(msg);
   }
@@ -209,7 +209,8 @@ class Params {
     std::string s(v.get_string());
     size_t before = errors_.size();
     if (s.size() < min) {
-      Fail(path, Quote(s), "Member must have length greater than or equal to " + std::to_string(min));
+      Fail(path, Quote(s),
+           "Member must have length greater than or equal to " + std::to_string(min));
     }
     if (s.size() > max) {
       Fail(path, Quote(s), "Member must have length less than or equal to " + std::to_string(max));
@@ -353,7 +354,8 @@ class FilterPattern {
         }
         if (!closed) return Status::Client("Invalid filter pattern: a quoted term is not closed");
         if (i < text.size() && !space(text[i])) {
-          return Status::Client("Invalid filter pattern: a quoted term must be followed by a space");
+          return Status::Client(
+              "Invalid filter pattern: a quoted term must be followed by a space");
         }
       } else {
         while (i < text.size() && !space(text[i])) term += text[i++];
@@ -669,8 +671,8 @@ Result<json::object> LogsService::FilterLogEvents(const json::object& req) const
   out["searchedLogStreams"] = json::array();  // deprecated by AWS: always empty
   if (n < sorted.size()) {  // more events: only then a nextToken (the paginators rely on it)
     const Candidate& last = sorted[n - 1];
-    out["nextToken"] = FieldsToken({"e1", std::to_string(last.key.ts),
-                                    std::to_string(last.key.offset), last.key.stream});
+    out["nextToken"] = FieldsToken(
+        {"e1", std::to_string(last.key.ts), std::to_string(last.key.offset), last.key.stream});
   }
   return out;
 }
@@ -757,8 +759,8 @@ Result<json::object> LogsService::DescribeLogGroups(const json::object& req) con
   auto limit = p.Int("limit", 1, kMaxDescribeLimit);
   p.Bool("includeLinkedAccounts");
   auto group_class = p.Enum("logGroupClass", {"STANDARD", "INFREQUENT_ACCESS", "DELIVERY"});
-  auto identifiers = p.StrList("logGroupIdentifiers", 1, 50, 1, 2048, IsGroupIdentifier,
-                               kGroupIdentifierPattern);
+  auto identifiers =
+      p.StrList("logGroupIdentifiers", 1, 50, 1, 2048, IsGroupIdentifier, kGroupIdentifierPattern);
   DROVER_RETURN_IF_ERROR(p.Done());
   if (prefix && substring) {
     return Status::Client(

@@ -329,7 +329,8 @@ TEST_F(LogsTest, GetLogEventsForwardPagingEndsWithAnEmptyPageAndTheSameToken) {
     if (next == token) break;
     token = next;
     page = MustCall("GetLogEvents", R"({"logGroupName":"/aws/batch/job","logStreamName":"s",
-        "limit":2,"startFromHead":true,"nextToken":")" + token + "\"}");
+        "limit":2,"startFromHead":true,"nextToken":")" +
+                                        token + "\"}");
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"1", "2", "3", "4", "5"}));
   EXPECT_TRUE(page.at("events").as_array().empty());
@@ -338,7 +339,8 @@ TEST_F(LogsTest, GetLogEventsForwardPagingEndsWithAnEmptyPageAndTheSameToken) {
   clock_.Advance(100);
   WriteEvents("s", {"6"});
   auto more = MustCall("GetLogEvents", R"({"logGroupName":"/aws/batch/job","logStreamName":"s",
-      "startFromHead":true,"nextToken":")" + token + "\"}");
+      "startFromHead":true,"nextToken":")" +
+                                           token + "\"}");
   EXPECT_EQ(EventMessages(more), std::vector<std::string>{"6"});
 }
 
@@ -351,7 +353,8 @@ TEST_F(LogsTest, GetLogEventsBackwardPagingWalksToTheStartThenRepeatsTheToken) {
   std::string token = Str(page, "nextBackwardToken");
   for (int i = 0; i < 10; ++i) {
     page = MustCall("GetLogEvents", R"({"logGroupName":"/aws/batch/job","logStreamName":"s",
-        "limit":2,"nextToken":")" + token + "\"}");
+        "limit":2,"nextToken":")" + token +
+                                        "\"}");
     pages.push_back(EventMessages(page));
     if (Str(page, "nextBackwardToken") == token) break;
     token = Str(page, "nextBackwardToken");
@@ -359,7 +362,8 @@ TEST_F(LogsTest, GetLogEventsBackwardPagingWalksToTheStartThenRepeatsTheToken) {
   EXPECT_EQ(pages, (std::vector<std::vector<std::string>>{{"2", "3"}, {"1"}, {}}));
   // And forward again from a backward page.
   auto fwd = MustCall("GetLogEvents", R"({"logGroupName":"/aws/batch/job","logStreamName":"s",
-      "limit":2,"nextToken":")" + Str(page, "nextForwardToken") + "\"}");
+      "limit":2,"nextToken":")" + Str(page, "nextForwardToken") +
+                                          "\"}");
   EXPECT_EQ(EventMessages(fwd), (std::vector<std::string>{"1", "2"}));
 }
 
@@ -404,8 +408,8 @@ TEST_F(LogsTest, GetLogEventsValidatesItsParameters) {
   EXPECT_EQ(missing.status().message(),
             "1 validation error detected: Value null at 'logStreamName' failed to satisfy "
             "constraint: Member must not be null");
-  auto limit = Call("GetLogEvents",
-                    R"({"logGroupName":"/aws/batch/job","logStreamName":"s","limit":0})");
+  auto limit =
+      Call("GetLogEvents", R"({"logGroupName":"/aws/batch/job","logStreamName":"s","limit":0})");
   EXPECT_NE(limit.status().message().find("Member must have value greater than or equal to 1"),
             std::string::npos);
   auto type = Call("GetLogEvents",
@@ -463,17 +467,16 @@ TEST_F(LogsTest, FilterLogEventsMatchesTermsPhrasesAlternativesAndExclusions) {
   EXPECT_EQ(filter("\"disk full\""),
             (std::vector<std::string>{"ERROR disk full on /dev/sda", "WARN disk full",
                                       "error disk full"}));
-  EXPECT_EQ(filter("ERROR \"disk full\""),
-            std::vector<std::string>{"ERROR disk full on /dev/sda"});
+  EXPECT_EQ(filter("ERROR \"disk full\""), std::vector<std::string>{"ERROR disk full on /dev/sda"});
   EXPECT_EQ(filter("?WARN ?INFO"), (std::vector<std::string>{"WARN disk full", "INFO ok"}));
   EXPECT_EQ(filter("disk -ERROR"), (std::vector<std::string>{"WARN disk full", "error disk full"}));
   EXPECT_EQ(filter("").size(), 5u);
   EXPECT_EQ(filter("   ").size(), 5u);
-  auto json_pattern = Call("FilterLogEvents",
-                           R"({"logGroupName":"/aws/batch/job","filterPattern":"{ $.a = 1 }"})");
+  auto json_pattern =
+      Call("FilterLogEvents", R"({"logGroupName":"/aws/batch/job","filterPattern":"{ $.a = 1 }"})");
   EXPECT_EQ(ToLogsError(json_pattern.status()).type, "InvalidParameterException");
-  auto open_quote = Call("FilterLogEvents",
-                         R"({"logGroupName":"/aws/batch/job","filterPattern":"\"disk"})");
+  auto open_quote =
+      Call("FilterLogEvents", R"({"logGroupName":"/aws/batch/job","filterPattern":"\"disk"})");
   EXPECT_EQ(ToLogsError(open_quote.status()).type, "InvalidParameterException");
 }
 
@@ -529,8 +532,8 @@ TEST_F(LogsTest, FilterLogEventsRefusesStreamNamesTogetherWithAPrefix) {
   auto r = Call("FilterLogEvents", R"({"logGroupName":"/aws/batch/job","logStreamNames":["s"],
                                       "logStreamNamePrefix":"s"})");
   EXPECT_EQ(ToLogsError(r.status()).type, "InvalidParameterException");
-  auto prefix = MustCall("FilterLogEvents",
-                         R"({"logGroupName":"/aws/batch/job","logStreamNamePrefix":"s"})");
+  auto prefix =
+      MustCall("FilterLogEvents", R"({"logGroupName":"/aws/batch/job","logStreamNamePrefix":"s"})");
   EXPECT_EQ(EventMessages(prefix), std::vector<std::string>{"x"});
 }
 
@@ -567,8 +570,8 @@ TEST_F(LogsTest, DescribeLogStreamsOrdersByNameOrLastEventTimeAndFiltersByPrefix
       "orderBy":"LastEventTime","logStreamNamePrefix":"job/"})");
   EXPECT_EQ(both.status().message(), "Cannot order by LastEventTime with a logStreamNamePrefix.");
   EXPECT_EQ(ToLogsError(both.status()).type, "InvalidParameterException");
-  auto bad_order = Call("DescribeLogStreams",
-                        R"({"logGroupName":"/aws/batch/job","orderBy":"Size"})");
+  auto bad_order =
+      Call("DescribeLogStreams", R"({"logGroupName":"/aws/batch/job","orderBy":"Size"})");
   EXPECT_NE(bad_order.status().message().find("enum value set"), std::string::npos);
 }
 
@@ -602,8 +605,8 @@ TEST_F(LogsTest, DescribeLogGroupsListsGroupsWithArnsByPrefix) {
   ASSERT_EQ(prefixed.at("logGroups").as_array().size(), 1u);
   auto p1 = MustCall("DescribeLogGroups", R"({"limit":1})");
   ASSERT_TRUE(p1.contains("nextToken"));
-  auto p2 = MustCall("DescribeLogGroups", R"({"limit":1,"nextToken":")" + Str(p1, "nextToken") +
-                                              "\"}");
+  auto p2 =
+      MustCall("DescribeLogGroups", R"({"limit":1,"nextToken":")" + Str(p1, "nextToken") + "\"}");
   EXPECT_EQ(Str(p2.at("logGroups").as_array()[0].as_object(), "logGroupName"), "/custom/app");
   EXPECT_FALSE(p2.contains("nextToken"));
 }

@@ -12,8 +12,6 @@ through real AWS clients (boto3, AWS CLI v1 and v2).
 The binary comes from $DROVER_BIN (default /work/main/build/drover).
 """
 
-import configparser
-import copy
 import itertools
 import json
 import os
@@ -28,7 +26,6 @@ import urllib.error
 import urllib.request
 
 import boto3
-import botocore
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -466,4 +463,4 @@ class DroverTestCase(unittest.TestCase):
 
 __all__ = ["DroverServer", "DroverTestCase", "http", "strip_metadata", "ClientError",
            "ACCESS_KEY", "SECRET_KEY", "REGION", "ACCOUNT_ID", "DROVER_BIN", "NO_RETRY", "RAW",
-           "AWS_CLI_V1", "AWS_CLI_V2", "botocore", "copy", "configparser", "json"]
+           "AWS_CLI_V1", "AWS_CLI_V2"]

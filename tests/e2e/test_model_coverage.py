@@ -19,16 +19,16 @@ from harness import DroverTestCase
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 API_COMPAT = os.path.join(REPO_ROOT, "docs", "api-compat.md")
 
-JOBS = {"SubmitJob", "DescribeJobs", "ListJobs", "CancelJob", "TerminateJob",
-        "GetJobQueueSnapshot"}
 QUOTA_SHARES = {"CreateQuotaShare", "UpdateQuotaShare", "DeleteQuotaShare", "DescribeQuotaShare",
                 "ListQuotaShares"}
 SAGEMAKER = {"CreateServiceEnvironment", "UpdateServiceEnvironment", "DeleteServiceEnvironment",
              "DescribeServiceEnvironments", "SubmitServiceJob", "DescribeServiceJob",
              "ListServiceJobs", "TerminateServiceJob", "UpdateServiceJob"}
-# What a refusal must say, per family (lower-cased substrings).
-REFUSAL_WORDS = {**{op: ["job", "not supported"] for op in JOBS},
-                 **{op: ["quota share"] for op in QUOTA_SHARES},
+# What a refusal must say, per family (lower-cased substrings). Jobs operations
+# are not listed: they were first refused ("not supported yet") and are being
+# implemented, so with this test's placeholder ids they may answer 200 or a
+# ClientException about the missing job/queue -- either is a deliberate answer.
+REFUSAL_WORDS = {**{op: ["quota share"] for op in QUOTA_SHARES},
                  **{op: ["sagemaker"] for op in SAGEMAKER}}
 
 CONTAINER = {"image": "busybox", "resourceRequirements": [{"type": "VCPU", "value": "1"},
@@ -184,7 +184,7 @@ class ModelCoverageTest(DroverTestCase):
             self.assertEqual((status, code), (400, "ClientException"), (op, message))
             for word in REFUSAL_WORDS[op]:
                 self.assertIn(word, message.lower(), (op, message))
-        else:  # an operation newer than this test: any deliberate answer
+        else:  # jobs operations, or operations newer than this test: any deliberate answer
             self.assertTrue(status == 200 or (code == "ClientException" and message),
                             (op, status, code, message))
         self.assertIsNone(self.server.proc.poll(), "the server died on %s" % op)
