@@ -16,6 +16,8 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js + npm run the JS SDK end-to-end tests.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 # boto3/botocore: the image's pip ones (1.43) are preferred; Debian's are the fallback.
 python3 -c 'import boto3, botocore' 2>/dev/null || missing+=(python3-boto3 python3-botocore)
 
@@ -26,4 +28,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
+fi
+
+# The JS SDK (@aws-sdk/client-batch, @aws-sdk/client-cloudwatch-logs) for the
+# end-to-end tests, from the npm registry, at the versions package-lock.json pins.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -f "$root/tests/js/package-lock.json" ] && [ ! -d "$root/tests/js/node_modules/@aws-sdk/client-batch" ]; then
+  echo "deps: installing the JS SDK (npm ci in tests/js)"
+  (cd "$root/tests/js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -111,6 +111,15 @@ Status ResolveJobUser(const std::string& name, service::ServiceConfig& cfg) {
 }  // namespace
 
 int RunServer(const ServerOptions& opts) {
+  // Signals are taken by a dedicated thread (sigwait), so they are blocked
+  // before any thread starts: threads inherit the mask (the store's writer is
+  // the first), and a signal delivered to one of them would kill the process.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
   if (Status s = InitLogging(opts.log_level); !s.ok()) {
     std::fprintf(stderr, "drover: %s\n", s.message().c_str());
     return 2;
@@ -158,14 +167,6 @@ int RunServer(const ServerOptions& opts) {
   if (Status s = SetUpCredentials(opts, dir, svc); !s.ok()) return fail(s);
   if (Status s = svc.RecoverJobs(); !s.ok()) return fail(s);
 
-  // Signals are taken by a dedicated thread (sigwait), so they are blocked
-  // before any other thread starts.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
 
   logs::LogStore log_store(cfg.log_root);
   logs::LogsService logs_svc(log_store, opts.region, opts.account_id);

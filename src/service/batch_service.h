@@ -102,7 +102,7 @@ class BatchService {
     std::vector<std::string> deletes;  // ARNs removed from resources_
     bool wake = false;                 // the scheduler has work once this is stored
   };
-  using Handler = Result<Outcome> (BatchService::*)(json::object& req);
+  using Handler = Result<Outcome> (BatchService::*)(const json::object& req);
   struct OpEntry {
     Handler handler;
     const char* unsupported;  // non-null: a ClientException message instead of a handler
@@ -110,43 +110,43 @@ class BatchService {
   static const std::map<std::string, OpEntry, std::less<>>& Ops();
 
   // Compute environments (compute_environments.cc).
-  Result<Outcome> CreateComputeEnvironment(json::object& req);
-  Result<Outcome> UpdateComputeEnvironment(json::object& req);
-  Result<Outcome> DeleteComputeEnvironment(json::object& req);
-  Result<Outcome> DescribeComputeEnvironments(json::object& req);
+  Result<Outcome> CreateComputeEnvironment(const json::object& req);
+  Result<Outcome> UpdateComputeEnvironment(const json::object& req);
+  Result<Outcome> DeleteComputeEnvironment(const json::object& req);
+  Result<Outcome> DescribeComputeEnvironments(const json::object& req);
   Status CheckComputeResources(const json::object& cr, bool managed_update);
   // Job queues (job_queues.cc).
-  Result<Outcome> CreateJobQueue(json::object& req);
-  Result<Outcome> UpdateJobQueue(json::object& req);
-  Result<Outcome> DeleteJobQueue(json::object& req);
-  Result<Outcome> DescribeJobQueues(json::object& req);
+  Result<Outcome> CreateJobQueue(const json::object& req);
+  Result<Outcome> UpdateJobQueue(const json::object& req);
+  Result<Outcome> DeleteJobQueue(const json::object& req);
+  Result<Outcome> DescribeJobQueues(const json::object& req);
   Result<json::array> CheckComputeEnvironmentOrder(const json::array& order);
   Status CheckTimeLimitActions(const json::array& actions);
   // Job definitions (job_definitions.cc).
-  Result<Outcome> RegisterJobDefinition(json::object& req);
-  Result<Outcome> DeregisterJobDefinition(json::object& req);
-  Result<Outcome> DescribeJobDefinitions(json::object& req);
+  Result<Outcome> RegisterJobDefinition(const json::object& req);
+  Result<Outcome> DeregisterJobDefinition(const json::object& req);
+  Result<Outcome> DescribeJobDefinitions(const json::object& req);
   Resource* FindJobDefinition(std::string_view ref, bool latest_active_for_name);
   // Scheduling policies and consumable resources (policies.cc).
-  Result<Outcome> CreateSchedulingPolicy(json::object& req);
-  Result<Outcome> UpdateSchedulingPolicy(json::object& req);
-  Result<Outcome> DeleteSchedulingPolicy(json::object& req);
-  Result<Outcome> DescribeSchedulingPolicies(json::object& req);
-  Result<Outcome> ListSchedulingPolicies(json::object& req);
+  Result<Outcome> CreateSchedulingPolicy(const json::object& req);
+  Result<Outcome> UpdateSchedulingPolicy(const json::object& req);
+  Result<Outcome> DeleteSchedulingPolicy(const json::object& req);
+  Result<Outcome> DescribeSchedulingPolicies(const json::object& req);
+  Result<Outcome> ListSchedulingPolicies(const json::object& req);
   Status CheckFairsharePolicy(const json::object& p);
-  Result<Outcome> CreateConsumableResource(json::object& req);
-  Result<Outcome> UpdateConsumableResource(json::object& req);
-  Result<Outcome> DeleteConsumableResource(json::object& req);
-  Result<Outcome> DescribeConsumableResource(json::object& req);
-  Result<Outcome> ListConsumableResources(json::object& req);
-  Result<Outcome> ListJobsByConsumableResource(json::object& req);
+  Result<Outcome> CreateConsumableResource(const json::object& req);
+  Result<Outcome> UpdateConsumableResource(const json::object& req);
+  Result<Outcome> DeleteConsumableResource(const json::object& req);
+  Result<Outcome> DescribeConsumableResource(const json::object& req);
+  Result<Outcome> ListConsumableResources(const json::object& req);
+  Result<Outcome> ListJobsByConsumableResource(const json::object& req);
   // Jobs (jobs.cc, dispatch.cc).
-  Result<Outcome> SubmitJob(json::object& req);
-  Result<Outcome> DescribeJobs(json::object& req);
-  Result<Outcome> ListJobs(json::object& req);
-  Result<Outcome> CancelJob(json::object& req);
-  Result<Outcome> TerminateJob(json::object& req);
-  Result<Outcome> GetJobQueueSnapshot(json::object& req);
+  Result<Outcome> SubmitJob(const json::object& req);
+  Result<Outcome> DescribeJobs(const json::object& req);
+  Result<Outcome> ListJobs(const json::object& req);
+  Result<Outcome> CancelJob(const json::object& req);
+  Result<Outcome> TerminateJob(const json::object& req);
+  Result<Outcome> GetJobQueueSnapshot(const json::object& req);
   struct Job;  // the scheduler's index entry for a job
   Job* FindJob(std::string_view id_or_arn);
   void IndexJob(const Resource& r);
@@ -159,9 +159,9 @@ class BatchService {
   void SchedulerLoop();
 
   // Tags (tags.cc).
-  Result<Outcome> TagResource(json::object& req);
-  Result<Outcome> UntagResource(json::object& req);
-  Result<Outcome> ListTagsForResource(json::object& req);
+  Result<Outcome> TagResource(const json::object& req);
+  Result<Outcome> UntagResource(const json::object& req);
+  Result<Outcome> ListTagsForResource(const json::object& req);
 
   // Helpers (batch_service.cc).
   // Finds a resource of `kind` by name or ARN; nullptr when absent.

@@ -62,7 +62,7 @@ Status BatchService::CheckComputeResources(const json::object& cr, bool update) 
   return Status::Ok();
 }
 
-Result<BatchService::Outcome> BatchService::CreateComputeEnvironment(json::object& req) {
+Result<BatchService::Outcome> BatchService::CreateComputeEnvironment(const json::object& req) {
   std::string name(*GetString(req, "computeEnvironmentName"));
   DROVER_RETURN_IF_ERROR(CheckName("Compute environment", name));
   std::string arn = arns_.Make(kComputeEnvironment, name);
@@ -99,9 +99,9 @@ Result<BatchService::Outcome> BatchService::CreateComputeEnvironment(json::objec
   std::string uuid = ids_.Uuid();
   doc["ecsClusterArn"] = "arn:aws:ecs:" + arns_.region() + ":" + arns_.account() +
                          ":cluster/" + name + "_Batch_" + uuid;
-  doc["tags"] = req.contains("tags") ? req["tags"] : json::object();
+  doc["tags"] = req.contains("tags") ? req.at("tags") : json::object();
   doc["type"] = type;
-  doc["state"] = req.contains("state") ? req["state"] : json::value("ENABLED");
+  doc["state"] = req.contains("state") ? req.at("state") : json::value("ENABLED");
   doc["status"] = "VALID";
   doc["statusReason"] = "ComputeEnvironment Healthy";
   if (cr) {
@@ -116,7 +116,7 @@ Result<BatchService::Outcome> BatchService::CreateComputeEnvironment(json::objec
   }
   for (const char* k : {"serviceRole", "unmanagedvCpus", "eksConfiguration", "updatePolicy",
                         "context"}) {
-    if (req.contains(k)) doc[k] = req[k];
+    if (req.contains(k)) doc[k] = req.at(k);
   }
   doc["containerOrchestrationType"] = req.contains("eksConfiguration") ? "EKS" : "ECS";
   doc["uuid"] = uuid;
@@ -128,7 +128,7 @@ Result<BatchService::Outcome> BatchService::CreateComputeEnvironment(json::objec
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::UpdateComputeEnvironment(json::object& req) {
+Result<BatchService::Outcome> BatchService::UpdateComputeEnvironment(const json::object& req) {
   std::string_view ref = *GetString(req, "computeEnvironment");
   Resource* ce = Find(kComputeEnvironment, ref);
   if (!ce) return Status::Client("Compute environment " + std::string(ref) + " does not exist");
@@ -142,7 +142,7 @@ Result<BatchService::Outcome> BatchService::UpdateComputeEnvironment(json::objec
     if (*GetInt(req, "unmanagedvCpus") < 0) {
       return Status::Client("unmanagedvCpus must not be negative");
     }
-    doc["unmanagedvCpus"] = req["unmanagedvCpus"];
+    doc["unmanagedvCpus"] = req.at("unmanagedvCpus");
   }
   if (const json::object* update = GetObject(req, "computeResources")) {
     if (!managed) {
@@ -168,7 +168,7 @@ Result<BatchService::Outcome> BatchService::UpdateComputeEnvironment(json::objec
     doc["computeResources"] = std::move(cr);
   }
   for (const char* k : {"state", "serviceRole", "updatePolicy", "context"}) {
-    if (req.contains(k)) doc[k] = req[k];
+    if (req.contains(k)) doc[k] = req.at(k);
   }
   ce->doc = std::move(doc);
   Outcome out;
@@ -177,7 +177,7 @@ Result<BatchService::Outcome> BatchService::UpdateComputeEnvironment(json::objec
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DeleteComputeEnvironment(json::object& req) {
+Result<BatchService::Outcome> BatchService::DeleteComputeEnvironment(const json::object& req) {
   std::string_view ref = *GetString(req, "computeEnvironment");
   Resource* ce = Find(kComputeEnvironment, ref);
   if (!ce) return Status::Client("Compute environment " + std::string(ref) + " does not exist");
@@ -202,7 +202,7 @@ Result<BatchService::Outcome> BatchService::DeleteComputeEnvironment(json::objec
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DescribeComputeEnvironments(json::object& req) {
+Result<BatchService::Outcome> BatchService::DescribeComputeEnvironments(const json::object& req) {
   json::array list;
   Outcome out;
   if (const json::array* refs = GetArray(req, "computeEnvironments"); refs && !refs->empty()) {

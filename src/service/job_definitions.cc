@@ -147,7 +147,7 @@ BatchService::Resource* BatchService::FindJobDefinition(std::string_view ref,
   return nullptr;
 }
 
-Result<BatchService::Outcome> BatchService::RegisterJobDefinition(json::object& req) {
+Result<BatchService::Outcome> BatchService::RegisterJobDefinition(const json::object& req) {
   std::string name(*GetString(req, "jobDefinitionName"));
   DROVER_RETURN_IF_ERROR(CheckName("Job definition", name));
   std::string_view type = *GetString(req, "type");
@@ -200,7 +200,7 @@ Result<BatchService::Outcome> BatchService::RegisterJobDefinition(json::object& 
                         "containerProperties", "timeout", "nodeProperties", "tags",
                         "propagateTags", "platformCapabilities", "ecsProperties", "eksProperties",
                         "consumableResourceProperties"}) {
-    if (req.contains(k)) doc[k] = req[k];
+    if (req.contains(k)) doc[k] = req.at(k);
   }
   if (!doc.contains("parameters")) doc["parameters"] = json::object();
   if (!doc.contains("tags")) doc["tags"] = json::object();
@@ -213,7 +213,7 @@ Result<BatchService::Outcome> BatchService::RegisterJobDefinition(json::object& 
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DeregisterJobDefinition(json::object& req) {
+Result<BatchService::Outcome> BatchService::DeregisterJobDefinition(const json::object& req) {
   std::string_view ref = *GetString(req, "jobDefinition");
   Resource* jd = FindJobDefinition(ref, /*latest_active_for_name=*/true);
   if (!jd) return Status::Client("Job definition " + std::string(ref) + " does not exist");
@@ -225,7 +225,7 @@ Result<BatchService::Outcome> BatchService::DeregisterJobDefinition(json::object
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DescribeJobDefinitions(json::object& req) {
+Result<BatchService::Outcome> BatchService::DescribeJobDefinitions(const json::object& req) {
   auto status = GetString(req, "status");
   if (status && *status != "ACTIVE" && *status != "INACTIVE") {
     return Status::Client("status must be ACTIVE or INACTIVE");

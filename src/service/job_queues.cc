@@ -85,7 +85,7 @@ Status BatchService::CheckTimeLimitActions(const json::array& actions) {
   return Status::Ok();
 }
 
-Result<BatchService::Outcome> BatchService::CreateJobQueue(json::object& req) {
+Result<BatchService::Outcome> BatchService::CreateJobQueue(const json::object& req) {
   std::string name(*GetString(req, "jobQueueName"));
   DROVER_RETURN_IF_ERROR(CheckName("Job queue", name));
   std::string arn = arns_.Make(kJobQueue, name);
@@ -101,9 +101,11 @@ Result<BatchService::Outcome> BatchService::CreateJobQueue(json::object& req) {
   const json::array* order = GetArray(req, "computeEnvironmentOrder");
   if (!order) return Status::Client("computeEnvironmentOrder must be specified");
   DROVER_ASSIGN_OR_RETURN(json::array normalized, CheckComputeEnvironmentOrder(*order));
-  if (auto sp = GetString(req, "schedulingPolicyArn");
-      sp && !Find(kSchedulingPolicy, *sp)) {
-    return Status::Client("Scheduling policy " + std::string(*sp) + " does not exist");
+  std::string policy_arn;  // stored as the policy's ARN, whatever named it
+  if (auto sp = GetString(req, "schedulingPolicyArn")) {
+    Resource* policy = Find(kSchedulingPolicy, *sp);
+    if (!policy) return Status::Client("Scheduling policy " + std::string(*sp) + " does not exist");
+    policy_arn = policy->arn;
   }
   if (const auto* actions = GetArray(req, "jobStateTimeLimitActions")) {
     DROVER_RETURN_IF_ERROR(CheckTimeLimitActions(*actions));
@@ -121,16 +123,16 @@ Result<BatchService::Outcome> BatchService::CreateJobQueue(json::object& req) {
   json::object doc;
   doc["jobQueueName"] = name;
   doc["jobQueueArn"] = arn;
-  doc["state"] = req.contains("state") ? req["state"] : json::value("ENABLED");
-  if (req.contains("schedulingPolicyArn")) doc["schedulingPolicyArn"] = req["schedulingPolicyArn"];
+  doc["state"] = req.contains("state") ? req.at("state") : json::value("ENABLED");
+  if (!policy_arn.empty()) doc["schedulingPolicyArn"] = policy_arn;
   doc["status"] = "VALID";
   doc["statusReason"] = "JobQueue Healthy";
-  doc["priority"] = req["priority"];
+  doc["priority"] = req.at("priority");
   doc["computeEnvironmentOrder"] = std::move(normalized);
   doc["jobQueueType"] = type;
-  doc["tags"] = req.contains("tags") ? req["tags"] : json::object();
+  doc["tags"] = req.contains("tags") ? req.at("tags") : json::object();
   doc["jobStateTimeLimitActions"] =
-      req.contains("jobStateTimeLimitActions") ? req["jobStateTimeLimitActions"] : json::array();
+      req.contains("jobStateTimeLimitActions") ? req.at("jobStateTimeLimitActions") : json::array();
   Insert(std::string(kJobQueue), arn, name, 0, std::move(doc));
   Outcome out;
   out.response = Summary(resources_.at(arn).doc);
@@ -138,7 +140,7 @@ Result<BatchService::Outcome> BatchService::CreateJobQueue(json::object& req) {
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::UpdateJobQueue(json::object& req) {
+Result<BatchService::Outcome> BatchService::UpdateJobQueue(const json::object& req) {
   std::string_view ref = *GetString(req, "jobQueue");
   Resource* q = Find(kJobQueue, ref);
   if (!q) return Status::Client("Job queue " + std::string(ref) + " does not exist");
@@ -160,16 +162,17 @@ Result<BatchService::Outcome> BatchService::UpdateJobQueue(json::object& req) {
       return Status::Client("Job queue " + q->name + " is a FIFO queue: a scheduling policy "
                             "can only be set when the queue is created");
     }
-    if (!Find(kSchedulingPolicy, *sp)) {
+    Resource* policy = Find(kSchedulingPolicy, *sp);
+    if (!policy) {
       return Status::Client("Scheduling policy " + std::string(*sp) + " does not exist");
     }
-    doc["schedulingPolicyArn"] = *sp;
+    doc["schedulingPolicyArn"] = policy->arn;
   }
   if (const auto* actions = GetArray(req, "jobStateTimeLimitActions")) {
     DROVER_RETURN_IF_ERROR(CheckTimeLimitActions(*actions));
     doc["jobStateTimeLimitActions"] = *actions;
   }
-  if (req.contains("state")) doc["state"] = req["state"];
+  if (req.contains("state")) doc["state"] = req.at("state");
   q->doc = std::move(doc);
   Outcome out;
   out.response = Summary(q->doc);
@@ -177,7 +180,7 @@ Result<BatchService::Outcome> BatchService::UpdateJobQueue(json::object& req) {
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DeleteJobQueue(json::object& req) {
+Result<BatchService::Outcome> BatchService::DeleteJobQueue(const json::object& req) {
   std::string_view ref = *GetString(req, "jobQueue");
   Resource* q = Find(kJobQueue, ref);
   if (!q) return Status::Client("Job queue " + std::string(ref) + " does not exist");
@@ -191,7 +194,7 @@ Result<BatchService::Outcome> BatchService::DeleteJobQueue(json::object& req) {
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DescribeJobQueues(json::object& req) {
+Result<BatchService::Outcome> BatchService::DescribeJobQueues(const json::object& req) {
   json::array list;
   Outcome out;
   if (const json::array* refs = GetArray(req, "jobQueues"); refs && !refs->empty()) {

@@ -132,7 +132,7 @@ void BatchService::IndexJob(const Resource& r) {
   jobs_[job->id] = std::move(job);
 }
 
-Result<BatchService::Outcome> BatchService::SubmitJob(json::object& req) {
+Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
   std::string name(*GetString(req, "jobName"));
   if (!IsValidName(name) || !std::isalnum(static_cast<unsigned char>(name[0]))) {
     return Status::Client("Job name '" + name + "' is invalid: it must be 1-128 characters "
@@ -248,16 +248,16 @@ Result<BatchService::Outcome> BatchService::SubmitJob(json::object& req) {
   doc["createdAt"] = clock_.NowMillis();
   for (const char* k : {"retryStrategy", "timeout", "propagateTags", "platformCapabilities",
                         "schedulingPriority", "consumableResourceProperties"}) {
-    if (req.contains(k)) doc[k] = req[k];
-    else if (def->doc.contains(k)) doc[k] = def->doc[k];
+    if (req.contains(k)) doc[k] = req.at(k);
+    else if (def->doc.contains(k)) doc[k] = def->doc.at(k);
   }
   if (auto o = GetInt(req, "schedulingPriorityOverride")) doc["schedulingPriority"] = *o;
-  if (req.contains("shareIdentifier")) doc["shareIdentifier"] = req["shareIdentifier"];
+  if (req.contains("shareIdentifier")) doc["shareIdentifier"] = req.at("shareIdentifier");
   doc["dependsOn"] = std::move(depends);
   doc["jobDefinition"] = def->arn;
   doc["parameters"] = std::move(params);
   doc["container"] = std::move(container);
-  doc["tags"] = req.contains("tags") ? req["tags"] : json::object();
+  doc["tags"] = req.contains("tags") ? req.at("tags") : json::object();
   doc["isCancelled"] = false;
   doc["isTerminated"] = false;
   Resource& r = Insert(std::string(kJob), arn, id, 0, std::move(doc));
@@ -269,7 +269,7 @@ Result<BatchService::Outcome> BatchService::SubmitJob(json::object& req) {
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DescribeJobs(json::object& req) {
+Result<BatchService::Outcome> BatchService::DescribeJobs(const json::object& req) {
   const json::array& ids = *GetArray(req, "jobs");
   if (ids.size() > 100) return Status::Client("jobs can list at most 100 job IDs");
   json::array list;
@@ -288,7 +288,7 @@ Result<BatchService::Outcome> BatchService::DescribeJobs(json::object& req) {
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::ListJobs(json::object& req) {
+Result<BatchService::Outcome> BatchService::ListJobs(const json::object& req) {
   int selectors = req.contains("jobQueue") + req.contains("arrayJobId") +
                   req.contains("multiNodeJobId");
   if (selectors != 1) {
@@ -370,7 +370,7 @@ Result<BatchService::Outcome> BatchService::ListJobs(json::object& req) {
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::CancelJob(json::object& req) {
+Result<BatchService::Outcome> BatchService::CancelJob(const json::object& req) {
   std::string_view ref = *GetString(req, "jobId");
   Job* j = FindJob(ref);
   if (!j) return Status::Client("Job " + std::string(ref) + " does not exist");
@@ -386,7 +386,7 @@ Result<BatchService::Outcome> BatchService::CancelJob(json::object& req) {
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::TerminateJob(json::object& req) {
+Result<BatchService::Outcome> BatchService::TerminateJob(const json::object& req) {
   std::string_view ref = *GetString(req, "jobId");
   Job* j = FindJob(ref);
   if (!j) return Status::Client("Job " + std::string(ref) + " does not exist");
@@ -410,7 +410,7 @@ Result<BatchService::Outcome> BatchService::TerminateJob(json::object& req) {
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(json::object& req) {
+Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(const json::object& req) {
   std::string_view ref = *GetString(req, "jobQueue");
   Resource* queue = Find(kJobQueue, ref);
   if (!queue) return Status::Client("Job queue " + std::string(ref) + " does not exist");

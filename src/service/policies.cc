@@ -56,7 +56,7 @@ Status BatchService::CheckFairsharePolicy(const json::object& p) {
   return Status::Ok();
 }
 
-Result<BatchService::Outcome> BatchService::CreateSchedulingPolicy(json::object& req) {
+Result<BatchService::Outcome> BatchService::CreateSchedulingPolicy(const json::object& req) {
   std::string name(*GetString(req, "name"));
   DROVER_RETURN_IF_ERROR(CheckName("Scheduling policy", name));
   std::string arn = arns_.Make(kSchedulingPolicy, name);
@@ -70,9 +70,9 @@ Result<BatchService::Outcome> BatchService::CreateSchedulingPolicy(json::object&
   if (const auto* tags = GetObject(req, "tags")) DROVER_RETURN_IF_ERROR(CheckTags(*tags));
   json::object doc{{"name", name}, {"arn", arn}};
   for (const char* k : {"fairsharePolicy", "quotaSharePolicy"}) {
-    if (req.contains(k)) doc[k] = req[k];
+    if (req.contains(k)) doc[k] = req.at(k);
   }
-  doc["tags"] = req.contains("tags") ? req["tags"] : json::object();
+  doc["tags"] = req.contains("tags") ? req.at("tags") : json::object();
   Insert(std::string(kSchedulingPolicy), arn, name, 0, std::move(doc));
   Outcome out;
   out.response = {{"name", name}, {"arn", arn}};
@@ -80,7 +80,7 @@ Result<BatchService::Outcome> BatchService::CreateSchedulingPolicy(json::object&
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::UpdateSchedulingPolicy(json::object& req) {
+Result<BatchService::Outcome> BatchService::UpdateSchedulingPolicy(const json::object& req) {
   std::string_view ref = *GetString(req, "arn");
   Resource* sp = Find(kSchedulingPolicy, ref);
   if (!sp || !ref.starts_with("arn:")) {
@@ -90,13 +90,13 @@ Result<BatchService::Outcome> BatchService::UpdateSchedulingPolicy(json::object&
     DROVER_RETURN_IF_ERROR(CheckFairsharePolicy(*fp));
     sp->doc["fairsharePolicy"] = *fp;
   }
-  if (req.contains("quotaSharePolicy")) sp->doc["quotaSharePolicy"] = req["quotaSharePolicy"];
+  if (req.contains("quotaSharePolicy")) sp->doc["quotaSharePolicy"] = req.at("quotaSharePolicy");
   Outcome out;
   out.puts.push_back(sp->arn);
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DeleteSchedulingPolicy(json::object& req) {
+Result<BatchService::Outcome> BatchService::DeleteSchedulingPolicy(const json::object& req) {
   std::string_view ref = *GetString(req, "arn");
   Resource* sp = Find(kSchedulingPolicy, ref);
   if (!sp || !ref.starts_with("arn:")) {
@@ -115,7 +115,7 @@ Result<BatchService::Outcome> BatchService::DeleteSchedulingPolicy(json::object&
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DescribeSchedulingPolicies(json::object& req) {
+Result<BatchService::Outcome> BatchService::DescribeSchedulingPolicies(const json::object& req) {
   const json::array& refs = *GetArray(req, "arns");
   if (refs.size() > 100) return Status::Client("arns can list at most 100 scheduling policies");
   json::array list;
@@ -130,7 +130,7 @@ Result<BatchService::Outcome> BatchService::DescribeSchedulingPolicies(json::obj
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::ListSchedulingPolicies(json::object& req) {
+Result<BatchService::Outcome> BatchService::ListSchedulingPolicies(const json::object& req) {
   DROVER_ASSIGN_OR_RETURN(Page page,
                           Paginate(kSchedulingPolicy, req, [](const Resource&) { return true; }));
   json::array list;
@@ -154,7 +154,7 @@ json::object ConsumableSummary(const json::object& doc) {
 
 }  // namespace
 
-Result<BatchService::Outcome> BatchService::CreateConsumableResource(json::object& req) {
+Result<BatchService::Outcome> BatchService::CreateConsumableResource(const json::object& req) {
   std::string name(*GetString(req, "consumableResourceName"));
   DROVER_RETURN_IF_ERROR(CheckName("Consumable resource", name));
   std::string arn = arns_.Make(kConsumableResource, name);
@@ -176,7 +176,7 @@ Result<BatchService::Outcome> BatchService::CreateConsumableResource(json::objec
                    {"availableQuantity", total},
                    {"resourceType", type},
                    {"createdAt", clock_.NowMillis()},
-                   {"tags", req.contains("tags") ? req["tags"] : json::object()}};
+                   {"tags", req.contains("tags") ? req.at("tags") : json::object()}};
   Insert(std::string(kConsumableResource), arn, name, 0, std::move(doc));
   Outcome out;
   out.response = {{"consumableResourceName", name},
@@ -186,7 +186,7 @@ Result<BatchService::Outcome> BatchService::CreateConsumableResource(json::objec
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::UpdateConsumableResource(json::object& req) {
+Result<BatchService::Outcome> BatchService::UpdateConsumableResource(const json::object& req) {
   std::string_view ref = *GetString(req, "consumableResource");
   Resource* cr = Find(kConsumableResource, ref);
   if (!cr) return Status::Client("Consumable resource " + std::string(ref) + " does not exist");
@@ -198,9 +198,11 @@ Result<BatchService::Outcome> BatchService::UpdateConsumableResource(json::objec
   if (op == "SET") {
     if (qty) total = *qty;
   } else if (op == "ADD") {
-    total += qty.value_or(0);
+    if (__builtin_add_overflow(total, qty.value_or(0), &total)) {
+      return Status::Client("totalQuantity would exceed the largest quantity (2^63-1)");
+    }
   } else if (op == "REMOVE") {
-    total -= qty.value_or(0);
+    total -= qty.value_or(0);  // both non-negative: cannot overflow
   } else {
     return Status::Client("operation must be SET, ADD or REMOVE");
   }
@@ -215,7 +217,7 @@ Result<BatchService::Outcome> BatchService::UpdateConsumableResource(json::objec
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DeleteConsumableResource(json::object& req) {
+Result<BatchService::Outcome> BatchService::DeleteConsumableResource(const json::object& req) {
   std::string_view ref = *GetString(req, "consumableResource");
   Resource* cr = Find(kConsumableResource, ref);
   if (!cr) return Status::Client("Consumable resource " + std::string(ref) + " does not exist");
@@ -225,7 +227,7 @@ Result<BatchService::Outcome> BatchService::DeleteConsumableResource(json::objec
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::DescribeConsumableResource(json::object& req) {
+Result<BatchService::Outcome> BatchService::DescribeConsumableResource(const json::object& req) {
   std::string_view ref = *GetString(req, "consumableResource");
   Resource* cr = Find(kConsumableResource, ref);
   if (!cr) return Status::Client("Consumable resource " + std::string(ref) + " does not exist");
@@ -234,7 +236,7 @@ Result<BatchService::Outcome> BatchService::DescribeConsumableResource(json::obj
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::ListConsumableResources(json::object& req) {
+Result<BatchService::Outcome> BatchService::ListConsumableResources(const json::object& req) {
   std::vector<std::string> names;
   if (const auto* filters = GetArray(req, "filters")) {
     for (const auto& f : *filters) {
@@ -268,7 +270,7 @@ Result<BatchService::Outcome> BatchService::ListConsumableResources(json::object
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::ListJobsByConsumableResource(json::object& req) {
+Result<BatchService::Outcome> BatchService::ListJobsByConsumableResource(const json::object& req) {
   std::string_view ref = *GetString(req, "consumableResource");
   if (!Find(kConsumableResource, ref)) {
     return Status::Client("Consumable resource " + std::string(ref) + " does not exist");

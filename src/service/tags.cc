@@ -11,7 +11,7 @@ bool Taggable(std::string_view kind) {
 
 }  // namespace
 
-Result<BatchService::Outcome> BatchService::TagResource(json::object& req) {
+Result<BatchService::Outcome> BatchService::TagResource(const json::object& req) {
   std::string arn(*GetString(req, "resourceArn"));
   auto it = resources_.find(arn);
   if (it == resources_.end() || !Taggable(it->second.kind)) {
@@ -27,7 +27,7 @@ Result<BatchService::Outcome> BatchService::TagResource(json::object& req) {
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::UntagResource(json::object& req) {
+Result<BatchService::Outcome> BatchService::UntagResource(const json::object& req) {
   std::string arn(*GetString(req, "resourceArn"));
   auto it = resources_.find(arn);
   if (it == resources_.end() || !Taggable(it->second.kind)) {
@@ -41,7 +41,7 @@ Result<BatchService::Outcome> BatchService::UntagResource(json::object& req) {
   return out;
 }
 
-Result<BatchService::Outcome> BatchService::ListTagsForResource(json::object& req) {
+Result<BatchService::Outcome> BatchService::ListTagsForResource(const json::object& req) {
   std::string arn(*GetString(req, "resourceArn"));
   auto it = resources_.find(arn);
   if (it == resources_.end() || !Taggable(it->second.kind)) {
