@@ -9,4 +9,4 @@ dir=$(mktemp -d)
 server=$!
 trap 'kill -TERM $server; wait $server; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do [ -s "$dir/endpoint" ] && break; sleep 0.1; done
-./build/bench_job_latency --data "$dir" --jobs "${1:-200}"
+./build/bench/bench_job_latency --data "$dir" --jobs "${1:-200}"
