@@ -42,6 +42,9 @@ drover::cli::Runner SetUpServer(CLI::App& app) {
   app.add_option("--job-retention-hours", opts->job_retention_hours,
                  "finished jobs and their logs are kept this long")
       ->capture_default_str();
+  app.add_option("--min-time-seconds", opts->min_time_seconds,
+                 "lower AWS's minimum durations (timeouts 60 s, time-limit actions 600 s) to "
+                 "this, for tests; 0 keeps AWS's");
   return [opts] { return drover::server::RunServer(*opts); };
 }
 

@@ -36,8 +36,9 @@ Plan Schedule(const Snapshot& snap) {
   std::map<std::string, std::vector<const JobView*>> by_queue;
   for (const auto& j : snap.runnable) by_queue[j.queue].push_back(&j);
   for (auto& [q, jobs] : by_queue) {
-    std::stable_sort(jobs.begin(), jobs.end(),
-                     [](const JobView* a, const JobView* b) { return a->seq < b->seq; });
+    std::stable_sort(jobs.begin(), jobs.end(), [](const JobView* a, const JobView* b) {
+      return a->front != b->front ? a->front : a->seq < b->seq;
+    });
   }
 
   for (const QueueView* q : queues) {
@@ -97,12 +98,12 @@ Plan Schedule(const Snapshot& snap) {
           break;
         }
         if (busy.empty()) {
-          busy = "Waiting for capacity: the job needs " + Need(n) + "; compute environment " +
-                 ce.name + " uses " + FormatVcpus(ce.used.vcpus) + " of " +
-                 FormatVcpus(ce.max_vcpus) + " vCPU (maxvCpus) and its host " +
-                 FormatVcpus(host_used.vcpus) + " of " + FormatVcpus(cap.vcpus) + " vCPU, " +
-                 std::to_string(host_used.memory_mib) + " of " +
-                 std::to_string(cap.memory_mib) + " MiB";
+          // Stable text (no live usage numbers): a reason changes only when the cause does.
+          busy = "Waiting for capacity: the job needs " + Need(n) + "; " +
+                 (ce_ok ? "the host of compute environment " + ce.name + " (" + Need(cap) +
+                              ") is busy with other jobs"
+                        : "compute environment " + ce.name + " is at its maxvCpus (" +
+                              FormatVcpus(ce.max_vcpus) + ")");
         }
       }
       if (placed) continue;

@@ -9,8 +9,8 @@
 //
 // Policy (FIFO + resource fit; fair share and the rest come later):
 // - Queues are visited by priority (higher first), ties by creation order.
-// - Within a queue, jobs are taken in submission order; each tries the
-//   queue's compute environments in `order`.
+// - Within a queue, jobs are taken in submission order (retried jobs first);
+//   each tries the queue's compute environments in `order`.
 // - A job that does not fit *now* does not block the jobs behind it
 //   (backfill): smaller jobs may start ahead of it. A job that can never fit
 //   any compute environment of its queue says so (MISCONFIGURATION:...).
@@ -49,6 +49,7 @@ struct JobView {
   std::string queue;  // ARN
   Resources need;
   int64_t seq = 0;  // submission order
+  bool front = false;  // a retried job goes to the front of its queue (AWS's rule)
 };
 
 // The machine the local compute environments run on.

@@ -31,7 +31,7 @@ TEST_F(ScheduleTest, FifoWithinAQueue) {
   std::string plan = Run();
   EXPECT_EQ(plan.substr(0, plan.find("; wait")), "start j1@a; start j2@a");
   EXPECT_NE(plan.find("wait j3(Waiting for capacity: the job needs 2 vCPU, 256 MiB; compute "
-                      "environment a uses 4 of 4 vCPU (maxvCpus)"),
+                      "environment a is at its maxvCpus (4))"),
             std::string::npos)
       << plan;
 }
@@ -89,10 +89,20 @@ TEST_F(ScheduleTest, TheHostIsSharedByItsComputeEnvironments) {
   Job("low", "q1", 2);
   std::string plan = Run();
   EXPECT_EQ(plan.substr(0, plan.find("; wait")), "start h1@b; start h2@a");
-  EXPECT_NE(plan.find("wait low(Waiting for capacity: the job needs 2 vCPU, 256 MiB; compute "
-                      "environment a uses 2 of 4 vCPU (maxvCpus) and its host 4 of 4 vCPU"),
+  EXPECT_NE(plan.find("wait low(Waiting for capacity: the job needs 2 vCPU, 256 MiB; the host "
+                      "of compute environment a (4 vCPU, 8192 MiB) is busy with other jobs)"),
             std::string::npos)
       << plan;
+}
+
+TEST_F(ScheduleTest, RetriedJobsGoToTheFrontOfTheirQueue) {
+  // Given a full CE slot for one job, a retried job submitted last should get it.
+  snap_.ces["a"].max_vcpus = 1;
+  Job("first", "q1", 1);
+  Job("retry", "q1", 1);
+  snap_.runnable.back().front = true;
+  std::string plan = Run();
+  EXPECT_EQ(plan.substr(0, plan.find(';')), "start retry@a") << plan;
 }
 
 TEST_F(ScheduleTest, GpuJobsNeverFitAHostWithoutGpus) {

@@ -158,6 +158,10 @@ int RunServer(const ServerOptions& opts) {
   cfg.scratch_root = (dir / "scratch").string();
   cfg.log_cap_bytes = static_cast<uint64_t>(opts.job_log_cap_mib) << 20;
   cfg.job_retention_ms = opts.job_retention_hours * 3600 * 1000;
+  if (opts.min_time_seconds > 0) {
+    cfg.min_attempt_seconds = std::min(cfg.min_attempt_seconds, opts.min_time_seconds);
+    cfg.min_time_limit_seconds = std::min(cfg.min_time_limit_seconds, opts.min_time_seconds);
+  }
   char hostname[256] = "localhost";
   ::gethostname(hostname, sizeof hostname - 1);
   cfg.host_name = hostname;

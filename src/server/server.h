@@ -26,6 +26,9 @@ struct ServerOptions {
   int64_t kill_grace_seconds = 30;       // TerminateJob: SIGTERM, then SIGKILL after this
   int64_t job_log_cap_mib = 64;          // output kept per attempt
   int64_t job_retention_hours = 168;     // finished jobs and their logs are kept this long
+  // Lowers AWS's minimum durations (attemptDurationSeconds 60, time-limit
+  // actions 600) to this many seconds, for tests. 0: AWS's minimums.
+  int64_t min_time_seconds = 0;
 };
 
 // Runs the server; returns the process exit code.

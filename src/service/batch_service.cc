@@ -1,5 +1,6 @@
 #include "service/batch_service.h"
 
+#include <algorithm>
 #include <future>
 
 #include "common/base64.h"
@@ -122,6 +123,7 @@ Status BatchService::Load() {
   jd_revisions_.clear();
   jobs_.clear();
   live_.clear();
+  dirty_.clear();
   next_seq_ = 1;
   for (auto& r : records) {
     auto doc = ParseJson(r.doc);
@@ -169,6 +171,13 @@ void BatchService::Call(std::string_view operation, json::value request, Reply d
 
 void BatchService::Persist(Outcome outcome, Reply done) {
   store::WriteBatch batch;
+  for (const std::string& arn : dirty_) {
+    if (std::find(outcome.puts.begin(), outcome.puts.end(), arn) == outcome.puts.end() &&
+        resources_.contains(arn)) {
+      outcome.puts.push_back(arn);
+    }
+  }
+  dirty_.clear();
   for (const std::string& arn : outcome.puts) {
     const Resource& r = resources_.at(arn);
     batch.puts.push_back(store::Record{r.kind, r.arn, r.name, r.revision, r.seq, ToJson(r.doc)});

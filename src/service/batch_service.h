@@ -14,6 +14,7 @@
 #include <functional>
 #include <thread>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,6 +43,10 @@ struct ServiceConfig {
   std::optional<gid_t> job_gid;
   uint64_t log_cap_bytes = 64ull << 20;
   int64_t job_retention_ms = 7LL * 24 * 3600 * 1000;
+  // AWS's minimums: attemptDurationSeconds >= 60, jobStateTimeLimitActions
+  // maxTimeSeconds >= 600. Lowered (--min-time-seconds) so tests stay fast.
+  int64_t min_attempt_seconds = 60;
+  int64_t min_time_limit_seconds = 600;
   std::string host_name = "localhost";
 };
 
@@ -152,6 +157,11 @@ class BatchService {
   void IndexJob(const Resource& r);
   // Moves a job to `status` in memory (doc + index); the caller persists it.
   void SetJobStatus(Job& job, std::string_view status, std::string reason);
+  // Recomputes an array parent's statusSummary and status from its children.
+  void RefreshParent(Job& parent);
+  // Applies a cancel (started jobs untouched) or terminate to a job or array.
+  void CancelOne(Job& job, const std::string& reason, Outcome& out);
+  void TerminateOne(Job& job, const std::string& reason, Outcome& out);
   void FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& out);
   sched::Snapshot BuildSnapshot();
   exec::TaskSpec MakeTaskSpec(Job& job, const std::string& ce_arn);
@@ -192,6 +202,7 @@ class BatchService {
   int64_t next_seq_ = 1;
   std::unordered_map<std::string, std::unique_ptr<Job>> jobs_;  // by job id
   std::unordered_map<std::string, Job*> live_;  // jobs not yet SUCCEEDED/FAILED, by id
+  std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
   int64_t last_prune_ms_ = 0;
 
   exec::Executor* executor_ = nullptr;

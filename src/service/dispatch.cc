@@ -19,6 +19,7 @@ namespace drover::service {
 namespace {
 
 constexpr const char* kEssentialExited = "Essential container in task exited";
+constexpr const char* kTimedOut = "Job attempt duration exceeded timeout";
 constexpr int64_t kPruneEveryMs = 60 * 1000;
 
 bool Glob(std::string_view pattern, std::string_view s) {
@@ -62,8 +63,42 @@ void BatchService::SetExecutor(exec::Executor* executor) {
   executor_ = executor;
 }
 
+void BatchService::RefreshParent(Job& p) {
+  json::object& doc = resources_.at(p.arn).doc;
+  json::object summary;
+  int done = 0, started = 0;
+  for (const char* st : kJobStates) {
+    int n = p.summary[st];
+    summary[st] = n;
+    if (IsTerminal(st)) done += n;
+    if (std::string_view(st) != "SUBMITTED" && std::string_view(st) != "PENDING") started += n;
+  }
+  json::object& ap = doc["arrayProperties"].as_object();
+  ap["statusSummary"] = std::move(summary);
+  ap["statusSummaryLastUpdatedAt"] = clock_.NowMillis();
+  dirty_.insert(p.arn);
+  // AWS: the parent is PENDING once any child is RUNNABLE, and finishes when
+  // every child has: SUCCEEDED only if they all did.
+  if (done == p.array_size) {
+    int failed = p.summary["FAILED"];
+    if (failed == 0) SetJobStatus(p, "SUCCEEDED", "");
+    else SetJobStatus(p, "FAILED", std::to_string(failed) + " of " +
+                                       std::to_string(p.array_size) + " child jobs failed");
+  } else if (started > 0 && p.status != "PENDING") {
+    SetJobStatus(p, "PENDING", "");
+  }
+}
+
 void BatchService::SetJobStatus(Job& job, std::string_view status, std::string reason) {
   json::object& doc = resources_.at(job.arn).doc;
+  if (!job.parent.empty() && job.status != status) {
+    if (Job* p = FindJob(job.parent)) {
+      --p->summary[job.status];
+      ++p->summary[std::string(status)];
+      job.status = std::string(status);
+      RefreshParent(*p);
+    }
+  }
   job.status = std::string(status);
   doc["status"] = status;
   if (!reason.empty()) doc["statusReason"] = reason;
@@ -112,7 +147,7 @@ sched::Snapshot BatchService::BuildSnapshot() {
   }
   for (const auto& [id, j] : live_) {
     if (j->status == "RUNNABLE") {
-      snap.runnable.push_back(sched::JobView{j->id, j->queue, j->need, j->seq});
+      snap.runnable.push_back(sched::JobView{j->id, j->queue, j->need, j->seq, j->retried});
     } else if (!j->ce.empty()) {  // STARTING / RUNNING hold capacity
       auto it = snap.ces.find(j->ce);
       if (it != snap.ces.end()) {
@@ -192,6 +227,7 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
   spec.env.push_back("AWS_BATCH_JOB_ATTEMPT=" + std::to_string(spec.attempt));
   spec.env.push_back("AWS_BATCH_JQ_NAME=" + queue.name);
   spec.env.push_back("AWS_BATCH_CE_NAME=" + ce.name);
+  if (job.index >= 0) spec.env.push_back("AWS_BATCH_JOB_ARRAY_INDEX=" + std::to_string(job.index));
   if (const auto* cmd = GetArray(container, "command")) {
     for (const auto& a : *cmd) spec.argv.emplace_back(a.as_string());
   }
@@ -228,8 +264,10 @@ void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& o
   json::object& container = doc["container"].as_object();
   bool lost = ev.exit_code < 0;  // the attempt's host went away: no exit code
   std::string attempt_reason = !job.terminate_reason.empty() ? job.terminate_reason
+                               : job.timed_out               ? kTimedOut
                                : lost                        ? ev.reason
                                                              : kEssentialExited;
+  job.timed_out = false;
   json::object ac;
   for (const char* k : {"containerInstanceArn", "taskArn", "logStreamName"}) {
     if (auto it = container.find(k); it != container.end()) ac[k] = it->value();
@@ -262,11 +300,12 @@ void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& o
   if (!job.terminate_reason.empty()) {
     doc["stoppedAt"] = ev.at_ms;
     SetJobStatus(job, "FAILED", job.terminate_reason);
-  } else if (!lost && ev.exit_code == 0) {
+  } else if (!lost && ev.exit_code == 0 && attempt_reason == kEssentialExited) {
     doc["stoppedAt"] = ev.at_ms;
     SetJobStatus(job, "SUCCEEDED", kEssentialExited);
   } else if (static_cast<int>(job.attempts) < job.max_attempts &&
              ShouldRetry(doc, ev.exit_code, ev.reason, attempt_reason)) {
+    job.retried = true;
     SetJobStatus(job, "RUNNABLE",
                  "Retrying: attempt " + std::to_string(job.attempts) + " of " +
                      std::to_string(job.max_attempts) + " ended: " +
@@ -322,7 +361,9 @@ void BatchService::SchedulePass() {
     // 1. Dependencies: SUBMITTED and PENDING jobs move on or fail.
     std::vector<Job*> waiting;
     for (auto& [id, j] : live_) {
-      if (j->status == "SUBMITTED" || j->status == "PENDING") waiting.push_back(j);
+      if ((j->status == "SUBMITTED" || j->status == "PENDING") && j->array_size == 0) {
+        waiting.push_back(j);
+      }
     }
     std::sort(waiting.begin(), waiting.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
     for (Job* j : waiting) {
@@ -350,10 +391,10 @@ void BatchService::SchedulePass() {
     }
     // 2. Timeouts.
     for (auto& [id, j] : live_) {
-      if (j->status == "RUNNING" && j->timeout_ms > 0 && j->terminate_reason.empty() &&
-          j->started_at + j->timeout_ms <= now && executor_) {
-        j->terminate_reason = "Job attempt duration exceeded timeout";
-        executor_->Terminate(j->task_id, j->terminate_reason);
+      if (j->status == "RUNNING" && j->timeout_ms > 0 && !j->timed_out &&
+          j->terminate_reason.empty() && j->started_at + j->timeout_ms <= now && executor_) {
+        j->timed_out = true;
+        executor_->Terminate(j->task_id, kTimedOut);
       }
     }
     // 3. Placement: the pure scheduler decides on a snapshot, outside the lock.
@@ -373,17 +414,46 @@ void BatchService::SchedulePass() {
       j->ce = p.ce_arn;
       j->task_id = spec.task_id;
       j->start_pending = true;
+      j->retried = false;
       SetJobStatus(*j, "STARTING", "");
       out.puts.push_back(j->arn);
       starts.push_back(std::move(spec));
     }
+    // Why a job waits is kept in memory only: it is recomputed by every pass
+    // (and after a restart), so storing it would only rewrite documents.
     for (const auto& w : plan.wait) {
       Job* j = FindJob(w.job_id);
       if (!j || j->status != "RUNNABLE") continue;
       json::object& doc = resources_.at(j->arn).doc;
       if (GetString(doc, "statusReason") == w.reason) continue;
       doc["statusReason"] = w.reason;
-      out.puts.push_back(j->arn);
+      j->reason_since = now;
+    }
+    // The queues' jobStateTimeLimitActions: cancel jobs blocked for too long
+    // with a given reason (e.g. MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT).
+    for (const auto& w : plan.wait) {
+      Job* j = FindJob(w.job_id);
+      if (!j || j->status != "RUNNABLE" || j->reason_since == 0) continue;
+      auto q = resources_.find(j->queue);
+      const json::array* actions =
+          q == resources_.end() ? nullptr : GetArray(q->second.doc, "jobStateTimeLimitActions");
+      if (!actions) continue;
+      std::string code = w.reason.substr(0, w.reason.find(" - "));
+      for (const auto& a : *actions) {
+        const auto& ao = a.as_object();
+        if (GetString(ao, "state") != "RUNNABLE" || GetString(ao, "reason") != code ||
+            GetString(ao, "action") != "CANCEL") {
+          continue;
+        }
+        int64_t max_ms = GetInt(ao, "maxTimeSeconds").value_or(0) * 1000;
+        if (now - j->reason_since < max_ms) continue;
+        resources_.at(j->arn).doc["isCancelled"] = true;
+        SetJobStatus(*j, "FAILED",
+                     "Canceled by the job queue's jobStateTimeLimitActions: " + code + " for " +
+                         std::to_string(max_ms / 1000) + " seconds");
+        out.puts.push_back(j->arn);
+        break;
+      }
     }
     // 5. Retention: finished jobs older than the retention period go.
     if (now - last_prune_ms_ >= kPruneEveryMs) {

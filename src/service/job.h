@@ -2,6 +2,7 @@
 // job's AWS-shaped document. Private to the service module.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +11,9 @@
 #include "service/batch_service.h"
 
 namespace drover::service {
+
+inline constexpr const char* kJobStates[] = {"SUBMITTED", "PENDING",   "RUNNABLE", "STARTING",
+                                            "RUNNING",   "SUCCEEDED", "FAILED"};
 
 inline bool IsTerminal(std::string_view status) {
   return status == "SUCCEEDED" || status == "FAILED";
@@ -30,7 +34,15 @@ struct BatchService::Job {
   std::string task_id;
   int64_t started_at = 0;
   bool start_pending = false;  // placed, not yet handed to the executor
-  std::string terminate_reason;
+  std::string terminate_reason;  // TerminateJob: the attempt ends in FAILED
+  bool timed_out = false;        // the attempt ran past its timeout (retry rules apply)
+  bool retried = false;          // goes to the front of its queue
+  int64_t reason_since = 0;      // RUNNABLE: when the current wait reason began
+  // Array jobs. A parent is never scheduled: its status follows its children.
+  std::string parent;                  // child: the parent's id
+  int index = -1;                      // child: AWS_BATCH_JOB_ARRAY_INDEX
+  int array_size = 0;                  // parent: number of children
+  std::map<std::string, int> summary;  // parent: children per status
 };
 
 }  // namespace drover::service

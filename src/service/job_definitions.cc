@@ -179,8 +179,9 @@ Result<BatchService::Outcome> BatchService::RegisterJobDefinition(const json::ob
     DROVER_RETURN_IF_ERROR(CheckRetryStrategy(*rs));
   }
   if (const auto* t = GetObject(req, "timeout")) {
-    if (auto s = GetInt(*t, "attemptDurationSeconds"); s && *s < 60) {
-      return Status::Client("timeout.attemptDurationSeconds must be at least 60 seconds");
+    if (auto s = GetInt(*t, "attemptDurationSeconds"); s && *s < cfg_.min_attempt_seconds) {
+      return Status::Client("timeout.attemptDurationSeconds must be at least " +
+                            std::to_string(cfg_.min_attempt_seconds) + " seconds");
     }
   }
   if (auto p = GetInt(req, "schedulingPriority"); p && (*p < 0 || *p > 9999)) {

@@ -77,9 +77,10 @@ Status BatchService::CheckTimeLimitActions(const json::array& actions) {
   }
   for (const auto& a : actions) {
     int64_t t = *GetInt(a.as_object(), "maxTimeSeconds");
-    if (t < 600 || t > 86400) {
-      return Status::Client("jobStateTimeLimitActions.maxTimeSeconds must be between 600 and "
-                            "86400 (got " + std::to_string(t) + ")");
+    if (t < cfg_.min_time_limit_seconds || t > 86400) {
+      return Status::Client("jobStateTimeLimitActions.maxTimeSeconds must be between " +
+                            std::to_string(cfg_.min_time_limit_seconds) + " and 86400 (got " +
+                            std::to_string(t) + ")");
     }
   }
   return Status::Ok();

@@ -80,6 +80,7 @@ json::object Summary(const json::object& doc) {
                         "startedAt", "stoppedAt", "jobDefinition", "shareIdentifier"}) {
     if (auto it = doc.find(k); it != doc.end()) s[k] = it->value();
   }
+  if (const auto* ap = GetObject(doc, "arrayProperties")) s["arrayProperties"] = *ap;
   if (const auto* c = GetObject(doc, "container")) {
     json::object cs;
     if (auto it = c->find("exitCode"); it != c->end()) cs["exitCode"] = it->value();
@@ -90,6 +91,7 @@ json::object Summary(const json::object& doc) {
 }
 
 constexpr size_t kMaxDependencies = 100;
+constexpr int64_t kMaxArraySize = 10000;
 
 }  // namespace
 
@@ -127,6 +129,16 @@ void BatchService::IndexJob(const Resource& r) {
   job->ce = std::string(GetString(r.doc, "drover:ce").value_or(""));
   job->task_id = std::string(GetString(r.doc, "drover:taskId").value_or(""));
   job->started_at = GetInt(r.doc, "startedAt").value_or(0);
+  job->retried = job->attempts > 0 && job->status == "RUNNABLE";
+  if (const auto* ap = GetObject(r.doc, "arrayProperties")) {
+    if (auto idx = GetInt(*ap, "index")) {
+      job->index = static_cast<int>(*idx);
+      job->parent = job->id.substr(0, job->id.rfind(':'));
+      if (Job* p = FindJob(job->parent)) ++p->summary[job->status];
+    } else if (auto size = GetInt(*ap, "size")) {
+      job->array_size = static_cast<int>(*size);
+    }
+  }
   Job* raw = job.get();
   if (!IsTerminal(job->status)) live_[job->id] = raw;
   jobs_[job->id] = std::move(job);
@@ -162,11 +174,20 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     return Status::Client("Jobs with ecsProperties are not supported by Drover yet: use "
                           "containerProperties");
   }
-  if (req.contains("arrayProperties")) {
-    return Status::Client("Array jobs are not supported by Drover yet (they come with the "
-                          "scheduling work)");
+  int64_t array_size = 0;
+  if (const auto* ap = GetObject(req, "arrayProperties")) {
+    array_size = GetInt(*ap, "size").value_or(0);
+    if (array_size < 2 || array_size > kMaxArraySize) {
+      return Status::Client("arrayProperties.size must be between 2 and " +
+                            std::to_string(kMaxArraySize));
+    }
   }
+  // Dependencies: plain ones (wait for the job, or for a whole array), N_TO_N
+  // (child i waits for child i of another array of the same size), SEQUENTIAL
+  // (child i waits for child i-1 of this array).
   json::array depends;
+  std::vector<std::string> plain, n_to_n;
+  bool sequential = false;
   if (const auto* deps = GetArray(req, "dependsOn")) {
     if (deps->size() > kMaxDependencies) {
       return Status::Client("A job can depend on at most " + std::to_string(kMaxDependencies) +
@@ -174,16 +195,33 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     }
     for (const auto& d : *deps) {
       const auto& o = d.as_object();
-      if (o.contains("type")) {
-        return Status::Client("dependsOn.type (N_TO_N, SEQUENTIAL) applies to array jobs, "
-                              "which Drover does not support yet");
-      }
+      std::string type(GetString(o, "type").value_or(""));
       auto id = GetString(o, "jobId");
-      if (!id || !FindJob(*id)) {
-        return Status::Client("Dependent job " + std::string(id.value_or("(none)")) +
+      if (type == "SEQUENTIAL") {
+        if (!array_size) return Status::Client("A SEQUENTIAL dependency needs an array job");
+        if (id) return Status::Client("A SEQUENTIAL dependency takes no jobId");
+        sequential = true;
+        depends.push_back(json::object{{"type", "SEQUENTIAL"}});
+        continue;
+      }
+      Job* dj = id ? FindJob(*id) : nullptr;
+      if (!dj) {
+        return Status::Client("Dependent job " + std::string(id.value_or("(no jobId)")) +
                               " does not exist");
       }
-      depends.push_back(json::object{{"jobId", FindJob(*id)->id}});
+      if (type == "N_TO_N") {
+        if (!array_size) return Status::Client("An N_TO_N dependency needs an array job");
+        if (dj->array_size != array_size) {
+          return Status::Client("An N_TO_N dependency needs an array job of the same size (" +
+                                dj->id + " has " + std::to_string(dj->array_size) +
+                                " children, this one " + std::to_string(array_size) + ")");
+        }
+        n_to_n.push_back(dj->id);
+        depends.push_back(json::object{{"jobId", dj->id}, {"type", "N_TO_N"}});
+      } else {
+        plain.push_back(dj->id);
+        depends.push_back(json::object{{"jobId", dj->id}});
+      }
     }
   }
   if (const auto* rs = GetObject(req, "retryStrategy")) {
@@ -192,8 +230,9 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     }
   }
   if (const auto* t = GetObject(req, "timeout")) {
-    if (auto s = GetInt(*t, "attemptDurationSeconds"); s && *s < 60) {
-      return Status::Client("timeout.attemptDurationSeconds must be at least 60 seconds");
+    if (auto s = GetInt(*t, "attemptDurationSeconds"); s && *s < cfg_.min_attempt_seconds) {
+      return Status::Client("timeout.attemptDurationSeconds must be at least " +
+                            std::to_string(cfg_.min_attempt_seconds) + " seconds");
     }
   }
   if (const auto* tags = GetObject(req, "tags")) DROVER_RETURN_IF_ERROR(CheckTags(*tags));
@@ -260,12 +299,59 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
   doc["tags"] = req.contains("tags") ? req.at("tags") : json::object();
   doc["isCancelled"] = false;
   doc["isTerminated"] = false;
-  Resource& r = Insert(std::string(kJob), arn, id, 0, std::move(doc));
-  IndexJob(r);
   Outcome out;
   out.response = {{"jobArn", arn}, {"jobName", name}, {"jobId", id}};
-  out.puts.push_back(arn);
   out.wake = true;
+  if (!array_size) {
+    IndexJob(Insert(std::string(kJob), arn, id, 0, std::move(doc)));
+    jobs_.at(id)->depends_on = plain;
+    out.puts.push_back(arn);
+    return out;
+  }
+  // An array: the parent is a handle whose status follows its children; the
+  // children are ordinary jobs "<parent>:<index>".
+  json::object child_base = doc;
+  json::object summary;
+  for (const char* st : kJobStates) summary[st] = 0;
+  summary["SUBMITTED"] = array_size;
+  doc["arrayProperties"] = json::object{{"size", array_size},
+                                        {"statusSummary", summary},
+                                        {"statusSummaryLastUpdatedAt", clock_.NowMillis()}};
+  IndexJob(Insert(std::string(kJob), arn, id, 0, std::move(doc)));
+  Job& parent = *jobs_.at(id);
+  parent.depends_on = plain;
+  out.puts.push_back(arn);
+  for (int64_t i = 0; i < array_size; ++i) {
+    std::string cid = id + ":" + std::to_string(i);
+    std::string carn = arns_.Make(kJob, cid);
+    json::object cdoc = child_base;
+    cdoc["jobArn"] = carn;
+    cdoc["jobId"] = cid;
+    cdoc["arrayProperties"] = json::object{{"index", i}};
+    std::vector<std::string> cdeps = plain;
+    if (sequential && i > 0) cdeps.push_back(id + ":" + std::to_string(i - 1));
+    for (const std::string& other : n_to_n) cdeps.push_back(other + ":" + std::to_string(i));
+    json::array cdep_docs;
+    for (const std::string& d : cdeps) cdep_docs.push_back(json::object{{"jobId", d}});
+    cdoc["dependsOn"] = std::move(cdep_docs);
+    Resource& cr = Insert(std::string(kJob), carn, cid, 0, std::move(cdoc));
+    Job* child = new Job();  // indexed by hand: IndexJob would count it in the summary twice
+    child->id = cid;
+    child->arn = carn;
+    child->queue = parent.queue;
+    child->status = "SUBMITTED";
+    child->need = need;
+    child->seq = cr.seq;
+    child->depends_on = std::move(cdeps);
+    child->timeout_ms = parent.timeout_ms;
+    child->max_attempts = parent.max_attempts;
+    child->parent = id;
+    child->index = static_cast<int>(i);
+    live_[cid] = child;
+    jobs_[cid].reset(child);
+    out.puts.push_back(carn);
+  }
+  parent.summary["SUBMITTED"] = static_cast<int>(array_size);
   return out;
 }
 
@@ -351,10 +437,23 @@ Result<BatchService::Outcome> BatchService::ListJobs(const json::object& req) {
       }
     }
   }
-  bool by_parent = !req.contains("jobQueue");  // array / multi-node parents: none exist yet
+  std::string parent_prefix;  // arrayJobId: its children "<id>:"
+  if (auto a = GetString(req, "arrayJobId")) {
+    Job* p = FindJob(*a);
+    if (!p || p->array_size == 0) {
+      return Status::Client("Job " + std::string(*a) + " is not an array job");
+    }
+    parent_prefix = p->id + ":";
+  }
+  bool by_node_parent = req.contains("multiNodeJobId");  // multi-node jobs: none exist yet
   auto keep = [&](const Resource& r) {
-    if (by_parent) return false;
-    if (GetString(r.doc, "jobQueue") != queue_arn) return false;
+    if (by_node_parent) return false;
+    bool child = r.name.find(':') != std::string::npos;
+    if (!parent_prefix.empty()) {
+      if (!r.name.starts_with(parent_prefix)) return false;
+    } else if (child || GetString(r.doc, "jobQueue") != queue_arn) {
+      return false;  // a queue lists its top-level jobs; children are listed by arrayJobId
+    }
     if (!any_status && GetString(r.doc, "status") != status) return false;
     for (const auto& p : preds) {
       if (!p(r.doc)) return false;
@@ -370,19 +469,55 @@ Result<BatchService::Outcome> BatchService::ListJobs(const json::object& req) {
   return out;
 }
 
+void BatchService::CancelOne(Job& j, const std::string& reason, Outcome& out) {
+  // AWS cancels only jobs that have not started; for others the call succeeds
+  // and the job goes on. An array parent passes the cancel to its children.
+  if (j.array_size > 0) {
+    for (int i = 0; i < j.array_size; ++i) {
+      if (Job* c = FindJob(j.id + ":" + std::to_string(i))) CancelOne(*c, reason, out);
+    }
+    return;
+  }
+  if (j.status == "SUBMITTED" || j.status == "PENDING" || j.status == "RUNNABLE") {
+    resources_.at(j.arn).doc["isCancelled"] = true;
+    SetJobStatus(j, "FAILED", reason);
+    out.puts.push_back(j.arn);
+    out.wake = true;  // its dependents fail on the next pass
+  }
+}
+
+void BatchService::TerminateOne(Job& j, const std::string& reason, Outcome& out) {
+  if (j.array_size > 0) {
+    resources_.at(j.arn).doc["isTerminated"] = true;
+    dirty_.insert(j.arn);
+    for (int i = 0; i < j.array_size; ++i) {
+      if (Job* c = FindJob(j.id + ":" + std::to_string(i))) TerminateOne(*c, reason, out);
+    }
+    return;
+  }
+  if (IsTerminal(j.status)) return;
+  json::object& doc = resources_.at(j.arn).doc;
+  doc["isTerminated"] = true;
+  if (j.status == "STARTING" || j.status == "RUNNING") {
+    // The attempt is stopped by the executor; its exit event fails the job.
+    j.terminate_reason = reason;
+    doc["drover:terminateReason"] = reason;
+    if (executor_ && !j.task_id.empty() && !j.start_pending) {
+      executor_->Terminate(j.task_id, reason);
+    }
+  } else {
+    SetJobStatus(j, "FAILED", reason);
+    out.wake = true;
+  }
+  out.puts.push_back(j.arn);
+}
+
 Result<BatchService::Outcome> BatchService::CancelJob(const json::object& req) {
   std::string_view ref = *GetString(req, "jobId");
   Job* j = FindJob(ref);
   if (!j) return Status::Client("Job " + std::string(ref) + " does not exist");
   Outcome out;
-  // AWS cancels only jobs that have not started; for others the call succeeds
-  // and the job goes on.
-  if (j->status == "SUBMITTED" || j->status == "PENDING" || j->status == "RUNNABLE") {
-    resources_.at(j->arn).doc["isCancelled"] = true;
-    SetJobStatus(*j, "FAILED", std::string(*GetString(req, "reason")));
-    out.puts.push_back(j->arn);
-    out.wake = true;  // its dependents fail on the next pass
-  }
+  CancelOne(*j, std::string(*GetString(req, "reason")), out);
   return out;
 }
 
@@ -390,23 +525,8 @@ Result<BatchService::Outcome> BatchService::TerminateJob(const json::object& req
   std::string_view ref = *GetString(req, "jobId");
   Job* j = FindJob(ref);
   if (!j) return Status::Client("Job " + std::string(ref) + " does not exist");
-  std::string reason(*GetString(req, "reason"));
   Outcome out;
-  if (IsTerminal(j->status)) return out;
-  json::object& doc = resources_.at(j->arn).doc;
-  doc["isTerminated"] = true;
-  if (j->status == "STARTING" || j->status == "RUNNING") {
-    // The attempt is stopped by the executor; its exit event fails the job.
-    j->terminate_reason = reason;
-    doc["drover:terminateReason"] = reason;
-    if (executor_ && !j->task_id.empty() && !j->start_pending) {
-      executor_->Terminate(j->task_id, reason);
-    }
-  } else {
-    SetJobStatus(*j, "FAILED", reason);
-    out.wake = true;
-  }
-  out.puts.push_back(j->arn);
+  TerminateOne(*j, std::string(*GetString(req, "reason")), out);
   return out;
 }
 

@@ -45,6 +45,8 @@ class JobsTest : public ::testing::Test {
     cfg.host_capacity = {2, 4096, 0};
     cfg.scratch_root = scratch_.string();
     cfg.log_root = (scratch_ / "logs").string();
+    cfg.min_attempt_seconds = 1;
+    cfg.min_time_limit_seconds = 1;
     svc_ = std::make_unique<BatchService>(cfg, *store_, clock_, ids_);
     ASSERT_TRUE(svc_->Load().ok());
     exec_.svc = svc_.get();
@@ -209,7 +211,9 @@ TEST_F(JobsTest, BadSubmissionsAreRefusedAndCreateNothing) {
            R"({"jobName":"j","jobQueue":"q","jobDefinition":"nope"})",
            R"({"jobName":"-j","jobQueue":"q","jobDefinition":"jd"})",
            R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","dependsOn":[{"jobId":"x"}]})",
-           R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","arrayProperties":{"size":3}})",
+           R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","arrayProperties":{"size":1}})",
+           R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","arrayProperties":{"size":10001}})",
+           R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","dependsOn":[{"type":"SEQUENTIAL"}]})",
            R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","containerOverrides":{"environment":[{"name":"AWS_BATCH_X","value":"1"}]}})",
        }) {
     auto r = svc_->CallSync("SubmitJob", J(body));
@@ -246,6 +250,117 @@ TEST_F(JobsTest, LostAttemptsAreRetriedOrFailedOnRecovery) {
   EXPECT_EQ(jobs[1].at("status"), "FAILED");
   EXPECT_NE(std::string(jobs[1].at("statusReason").as_string()).find("Host lost"),
             std::string::npos);
+}
+
+TEST_F(JobsTest, AnArrayRunsItsChildrenAndSummarisesThem) {
+  // Given an array of 3, each child gets its index and the parent follows them.
+  std::string p = Submit(R"(,"arrayProperties":{"size":3})");
+  json::object parent = Job(p);
+  EXPECT_EQ(parent["arrayProperties"].at("size"), 3);
+  EXPECT_EQ(parent["arrayProperties"].at("statusSummary").at("SUBMITTED"), 3);
+  EXPECT_EQ(Job(p + ":2")["arrayProperties"].at("index"), 2);
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 2u);  // 2 vCPU
+  EXPECT_EQ(Status(p), "PENDING");
+  std::set<std::string> env(exec_.started[1].env.begin(), exec_.started[1].env.end());
+  EXPECT_TRUE(env.count("AWS_BATCH_JOB_ARRAY_INDEX=1"));
+  EXPECT_TRUE(env.count("AWS_BATCH_JOB_ID=" + p + ":1"));
+  Exit(exec_.started[0], 0);
+  Exit(exec_.started[1], 0);
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 3u);
+  Exit(exec_.started[2], 1);
+  parent = Job(p);
+  EXPECT_EQ(parent["status"], "FAILED");
+  EXPECT_EQ(parent["arrayProperties"].at("statusSummary").at("SUCCEEDED"), 2);
+  EXPECT_EQ(parent["arrayProperties"].at("statusSummary").at("FAILED"), 1);
+  auto l = Ok("ListJobs", R"({"arrayJobId":")" + p + R"(","jobStatus":"SUCCEEDED"})");
+  EXPECT_EQ(l["jobSummaryList"].as_array().size(), 2u);
+  l = Ok("ListJobs", R"({"jobQueue":"q","jobStatus":"FAILED"})");  // children aren't listed
+  ASSERT_EQ(l["jobSummaryList"].as_array().size(), 1u);
+  EXPECT_EQ(l["jobSummaryList"].as_array()[0].at("jobId"), json::value(p));
+}
+
+TEST_F(JobsTest, SequentialArraysRunOneChildAfterAnother) {
+  std::string p = Submit(R"(,"arrayProperties":{"size":3},"dependsOn":[{"type":"SEQUENTIAL"}])");
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 1u);
+  EXPECT_EQ(exec_.started[0].job_id, p + ":0");
+  EXPECT_EQ(Status(p + ":1"), "PENDING");
+  Exit(exec_.started[0], 0);
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 2u);
+  EXPECT_EQ(exec_.started[1].job_id, p + ":1");
+}
+
+TEST_F(JobsTest, NToNChildrenWaitForTheirPeer) {
+  std::string a = Submit(R"(,"arrayProperties":{"size":2})");
+  std::string b = Submit(R"(,"arrayProperties":{"size":2},"dependsOn":[{"jobId":")" + a +
+                         R"(","type":"N_TO_N"}])");
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 2u);  // a:0 and a:1
+  const exec::TaskSpec a1 = exec_.started[1];
+  ASSERT_EQ(a1.job_id, a + ":1");
+  Exit(a1, 0);
+  svc_->SchedulePass();
+  svc_->SchedulePass();
+  EXPECT_EQ(Status(b + ":1"), "RUNNING");
+  EXPECT_EQ(Status(b + ":0"), "PENDING");
+  // Mismatched sizes are refused.
+  auto r = svc_->CallSync("SubmitJob", J(R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd",
+      "arrayProperties":{"size":3},"dependsOn":[{"jobId":")" + a + R"(","type":"N_TO_N"}]})"));
+  EXPECT_FALSE(r.ok());
+}
+
+TEST_F(JobsTest, CancellingAnArrayParentCancelsItsWaitingChildren) {
+  std::string p = Submit(R"(,"arrayProperties":{"size":4})");
+  svc_->SchedulePass();  // two children start
+  Ok("CancelJob", R"({"jobId":")" + p + R"(","reason":"enough"})");
+  json::object parent = Job(p);
+  EXPECT_EQ(parent["arrayProperties"].at("statusSummary").at("FAILED"), 2);
+  EXPECT_EQ(parent["arrayProperties"].at("statusSummary").at("RUNNING"), 2);
+  Ok("TerminateJob", R"({"jobId":")" + p + R"(","reason":"stop"})");
+  EXPECT_EQ(exec_.terminated.size(), 2u);
+}
+
+TEST_F(JobsTest, TimeoutsKillTheAttemptAndTheRetryStrategyApplies) {
+  std::string id = Submit(R"(,"timeout":{"attemptDurationSeconds":5},"retryStrategy":{"attempts":2})");
+  svc_->SchedulePass();
+  clock_.Advance(6000);
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.terminated.size(), 1u);
+  EXPECT_EQ(exec_.terminated[0],
+            exec_.started[0].task_id + ":Job attempt duration exceeded timeout");
+  Exit(exec_.started[0], 143, "Job attempt duration exceeded timeout");
+  EXPECT_EQ(Status(id), "RUNNABLE");  // retried
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 2u);
+  clock_.Advance(6000);
+  svc_->SchedulePass();
+  Exit(exec_.started[1], 0, "Job attempt duration exceeded timeout");  // exited 0 too late
+  json::object job = Job(id);
+  EXPECT_EQ(job["status"], "FAILED");
+  EXPECT_EQ(job["statusReason"], json::value("Job attempt duration exceeded timeout"));
+}
+
+TEST_F(JobsTest, TimeLimitActionsCancelJobsBlockedForTooLong) {
+  Ok("CreateJobQueue", R"({"jobQueueName":"limited","priority":1,
+      "computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce"}],
+      "jobStateTimeLimitActions":[{"reason":"MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+        "state":"RUNNABLE","maxTimeSeconds":10,"action":"CANCEL"}]})");
+  std::string id(Ok("SubmitJob", R"({"jobName":"big","jobQueue":"limited","jobDefinition":"jd",
+      "containerOverrides":{"resourceRequirements":[{"type":"VCPU","value":"8"}]}})")["jobId"]
+                     .as_string());
+  svc_->SchedulePass();
+  EXPECT_EQ(Status(id), "RUNNABLE");
+  EXPECT_NE(std::string(Job(id)["statusReason"].as_string())
+                .find("MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE"),
+            std::string::npos);
+  clock_.Advance(11000);
+  svc_->SchedulePass();
+  json::object job = Job(id);
+  EXPECT_EQ(job["status"], "FAILED");
+  EXPECT_EQ(job["isCancelled"], true);
 }
 
 }  // namespace
