@@ -1,6 +1,7 @@
 #include "sched/schedule.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 namespace drover::sched {
@@ -22,110 +23,187 @@ std::string FormatVcpus(double v) {
   return buf;
 }
 
-Plan Schedule(const Snapshot& snap) {
-  Plan plan;
-  std::map<std::string, CeView> ces = snap.ces;  // usage grows as we place
-  Resources host_used = snap.host.used;
-  const Resources& cap = snap.host.capacity;
+namespace {
 
-  std::vector<const QueueView*> queues;
-  for (const auto& q : snap.queues) queues.push_back(&q);
-  std::stable_sort(queues.begin(), queues.end(), [](const QueueView* a, const QueueView* b) {
-    return a->priority != b->priority ? a->priority > b->priority : a->seq < b->seq;
-  });
-  std::map<std::string, std::vector<const JobView*>> by_queue;
-  for (const auto& j : snap.runnable) by_queue[j.queue].push_back(&j);
-  for (auto& [q, jobs] : by_queue) {
-    std::stable_sort(jobs.begin(), jobs.end(), [](const JobView* a, const JobView* b) {
-      return a->front != b->front ? a->front : a->seq < b->seq;
+// One scheduling pass over mutable usage. Each job is tried once.
+class Pass {
+ public:
+  explicit Pass(const Snapshot& snap)
+      : snap_(snap), ces_(snap.ces), host_used_(snap.host.used), consumables_(snap.consumables) {}
+
+  Plan Run() {
+    std::vector<const QueueView*> queues;
+    for (const auto& q : snap_.queues) queues.push_back(&q);
+    std::stable_sort(queues.begin(), queues.end(), [](const QueueView* a, const QueueView* b) {
+      return a->priority != b->priority ? a->priority > b->priority : a->seq < b->seq;
     });
-  }
-
-  for (const QueueView* q : queues) {
-    auto it = by_queue.find(q->arn);
-    if (it == by_queue.end()) continue;
-    for (const JobView* j : it->second) {
-      if (!q->enabled) {
-        plan.wait.push_back({j->id, "Waiting: job queue " + q->name + " is DISABLED"});
-        continue;
-      }
-      // Can the job ever fit? Check it against each usable CE's limits.
-      std::string never;     // why it can never fit (when no CE could ever take it)
-      std::string busy;      // why it can't start now
-      bool placed = false;
-      bool any_usable = false;
-      bool could_fit = false;
-      for (const std::string& ce_arn : q->ces) {
-        auto ce_it = ces.find(ce_arn);
-        if (ce_it == ces.end()) continue;
-        CeView& ce = ce_it->second;
-        if (!ce.enabled) continue;
-        if (!ce.managed) {
-          if (busy.empty()) {
-            busy = "Waiting: compute environment " + ce.name +
-                   " is UNMANAGED and no host has joined it";
-          }
-          continue;
-        }
-        any_usable = true;
-        const Resources& n = j->need;
-        if (n.vcpus > ce.max_vcpus + kEps) {
-          never = "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - the job needs " +
-                  FormatVcpus(n.vcpus) + " vCPU but compute environment " + ce.name +
-                  " allows at most " + FormatVcpus(ce.max_vcpus) + " (maxvCpus)";
-          continue;
-        }
-        if (n.vcpus > cap.vcpus + kEps || n.memory_mib > cap.memory_mib || n.gpus > cap.gpus) {
-          never = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - the job needs " + Need(n) +
-                  " but the largest host of compute environment " + ce.name + " has " +
-                  Need(cap);
-          continue;
-        }
-        could_fit = true;
-        bool ce_ok = ce.used.vcpus + n.vcpus <= ce.max_vcpus + kEps;
-        bool host_ok = host_used.vcpus + n.vcpus <= cap.vcpus + kEps &&
-                       host_used.memory_mib + n.memory_mib <= cap.memory_mib &&
-                       host_used.gpus + n.gpus <= cap.gpus;
-        if (ce_ok && host_ok) {
-          ce.used.vcpus += n.vcpus;
-          ce.used.memory_mib += n.memory_mib;
-          ce.used.gpus += n.gpus;
-          host_used.vcpus += n.vcpus;
-          host_used.memory_mib += n.memory_mib;
-          host_used.gpus += n.gpus;
-          plan.start.push_back({j->id, ce.arn});
-          placed = true;
-          break;
-        }
-        if (busy.empty()) {
-          // Stable text (no live usage numbers): a reason changes only when the cause does.
-          busy = "Waiting for capacity: the job needs " + Need(n) + "; " +
-                 (ce_ok ? "the host of compute environment " + ce.name + " (" + Need(cap) +
-                              ") is busy with other jobs"
-                        : "compute environment " + ce.name + " is at its maxvCpus (" +
-                              FormatVcpus(ce.max_vcpus) + ")");
-        }
-      }
-      if (placed) continue;
-      if (could_fit || (!busy.empty() && never.empty())) {
-        plan.wait.push_back({j->id, busy});
-      } else if (!never.empty()) {
-        plan.wait.push_back({j->id, never});
-      } else if (!any_usable) {
-        plan.wait.push_back({j->id, "Waiting: no compute environment of job queue " + q->name +
-                                        " is ENABLED"});
+    std::map<std::string, std::vector<const JobView*>> by_queue;
+    for (const auto& j : snap_.runnable) by_queue[j.queue].push_back(&j);
+    for (auto& [q, jobs] : by_queue) {
+      std::stable_sort(jobs.begin(), jobs.end(), [](const JobView* a, const JobView* b) {
+        if (a->front != b->front) return a->front;
+        if (a->priority != b->priority) return a->priority > b->priority;
+        return a->seq < b->seq;
+      });
+    }
+    for (const QueueView* q : queues) {
+      auto it = by_queue.find(q->arn);
+      if (it == by_queue.end()) continue;
+      if (q->fair_share) {
+        FairShare(*q, it->second);
+      } else {
+        for (const JobView* j : it->second) TryPlace(*q, *j, nullptr);
       }
     }
+    // Jobs of queues that are not in the snapshot (deleted) wait with a reason too.
+    for (const auto& [q, jobs] : by_queue) {
+      bool known = std::any_of(snap_.queues.begin(), snap_.queues.end(),
+                               [&](const QueueView& v) { return v.arn == q; });
+      if (known) continue;
+      for (const JobView* j : jobs) plan_.wait.push_back({j->id, "Waiting: job queue was deleted"});
+    }
+    return std::move(plan_);
   }
-  // Jobs of queues that are not in the snapshot (deleted) wait with a reason too.
-  for (const auto& [q, jobs] : by_queue) {
-    bool known = std::any_of(snap.queues.begin(), snap.queues.end(),
-                             [&](const QueueView& v) { return v.arn == q; });
-    if (known) continue;
-    for (const JobView* j : jobs) plan.wait.push_back({j->id, "Waiting: job queue was deleted"});
+
+ private:
+  // Takes jobs share by share: always from the share with the least weighted usage.
+  void FairShare(const QueueView& q, const std::vector<const JobView*>& jobs) {
+    std::map<std::string, std::vector<const JobView*>> shares;  // each in priority/FIFO order
+    for (const JobView* j : jobs) shares[j->share].push_back(j);
+    std::map<std::string, double> usage;
+    if (auto u = snap_.share_usage.find(q.arn); u != snap_.share_usage.end()) usage = u->second;
+    std::map<std::string, size_t> next;
+    for (;;) {
+      const std::string* best = nullptr;
+      double best_score = 0;
+      for (const auto& [share, list] : shares) {
+        if (next[share] >= list.size()) continue;
+        double score = usage[share] * list[next[share]]->weight;
+        if (!best || score < best_score - kEps ||
+            (std::abs(score - best_score) <= kEps &&
+             list[next[share]]->seq < shares[*best][next[*best]]->seq)) {
+          best = &share;
+          best_score = score;
+        }
+      }
+      if (!best) return;
+      const JobView* j = shares[*best][next[*best]++];
+      if (TryPlace(q, *j, &usage)) usage[j->share] += j->need.vcpus;
+    }
   }
-  return plan;
-}
+
+  bool TryPlace(const QueueView& q, const JobView& j, const std::map<std::string, double>* usage) {
+    if (!q.enabled) {
+      plan_.wait.push_back({j.id, "Waiting: job queue " + q.name + " is DISABLED"});
+      return false;
+    }
+    for (const auto& [name, qty] : j.consumables) {
+      auto c = consumables_.find(name);
+      if (c == consumables_.end()) {
+        plan_.wait.push_back({j.id, "Waiting: consumable resource " + name + " does not exist"});
+        return false;
+      }
+      if (c->second.available < qty) {
+        plan_.wait.push_back(
+            {j.id, "Waiting for consumable resource " + name + ": the job needs " +
+                       std::to_string(qty) + (qty > c->second.total
+                                                  ? " but its total quantity is only "
+                                                  : ", of a total quantity of ") +
+                       std::to_string(c->second.total)});
+        return false;
+      }
+    }
+    // Fair share: the reserve kept for share identifiers that are not running.
+    int active = 0;
+    bool share_active = false;
+    if (usage) {
+      for (const auto& [share, v] : *usage) {
+        if (v > kEps) {
+          ++active;
+          if (share == j.share) share_active = true;
+        }
+      }
+    }
+    double reserve = share_active ? std::pow(q.compute_reservation, active) : 0;
+    std::string never, busy;
+    bool any_usable = false, could_fit = false;
+    const Resources& cap = snap_.host.capacity;
+    const Resources& n = j.need;
+    for (const std::string& ce_arn : q.ces) {
+      auto ce_it = ces_.find(ce_arn);
+      if (ce_it == ces_.end()) continue;
+      CeView& ce = ce_it->second;
+      if (!ce.enabled) continue;
+      if (!ce.managed) {
+        if (busy.empty()) {
+          busy = "Waiting: compute environment " + ce.name +
+                 " is UNMANAGED and no host has joined it";
+        }
+        continue;
+      }
+      any_usable = true;
+      if (n.vcpus > ce.max_vcpus + kEps) {
+        never = "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - the job needs " +
+                FormatVcpus(n.vcpus) + " vCPU but compute environment " + ce.name +
+                " allows at most " + FormatVcpus(ce.max_vcpus) + " (maxvCpus)";
+        continue;
+      }
+      if (n.vcpus > cap.vcpus + kEps || n.memory_mib > cap.memory_mib || n.gpus > cap.gpus) {
+        never = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - the job needs " + Need(n) +
+                " but the largest host of compute environment " + ce.name + " has " + Need(cap);
+        continue;
+      }
+      could_fit = true;
+      double limit = ce.max_vcpus * (1 - reserve);
+      bool reserved = ce.used.vcpus + n.vcpus > limit + kEps &&
+                      ce.used.vcpus + n.vcpus <= ce.max_vcpus + kEps;
+      bool ce_ok = ce.used.vcpus + n.vcpus <= limit + kEps;
+      bool host_ok = host_used_.vcpus + n.vcpus <= cap.vcpus + kEps &&
+                     host_used_.memory_mib + n.memory_mib <= cap.memory_mib &&
+                     host_used_.gpus + n.gpus <= cap.gpus;
+      if (ce_ok && host_ok) {
+        ce.used.vcpus += n.vcpus;
+        ce.used.memory_mib += n.memory_mib;
+        ce.used.gpus += n.gpus;
+        host_used_.vcpus += n.vcpus;
+        host_used_.memory_mib += n.memory_mib;
+        host_used_.gpus += n.gpus;
+        for (const auto& [name, qty] : j.consumables) consumables_[name].available -= qty;
+        plan_.start.push_back({j.id, ce.arn});
+        return true;
+      }
+      if (busy.empty()) {
+        // Stable text (no live usage numbers): a reason changes only when the cause does.
+        busy = "Waiting for capacity: the job needs " + Need(n) + "; " +
+               (reserved ? "computeReservation keeps part of compute environment " + ce.name +
+                               " for share identifiers that are not running yet"
+                : !ce_ok ? "compute environment " + ce.name + " is at its maxvCpus (" +
+                               FormatVcpus(ce.max_vcpus) + ")"
+                         : "the host of compute environment " + ce.name + " (" + Need(cap) +
+                               ") is busy with other jobs");
+      }
+    }
+    if (could_fit || (!busy.empty() && never.empty())) {
+      plan_.wait.push_back({j.id, busy});
+    } else if (!never.empty()) {
+      plan_.wait.push_back({j.id, never});
+    } else if (!any_usable) {
+      plan_.wait.push_back({j.id, "Waiting: no compute environment of job queue " + q.name +
+                                      " is ENABLED"});
+    }
+    return false;
+  }
+
+  const Snapshot& snap_;
+  std::map<std::string, CeView> ces_;  // usage grows as we place
+  Resources host_used_;
+  std::map<std::string, Consumable> consumables_;
+  Plan plan_;
+};
+
+}  // namespace
+
+Plan Schedule(const Snapshot& snapshot) { return Pass(snapshot).Run(); }
 
 std::string PlanToString(const Plan& plan) {
   std::string s;

@@ -14,6 +14,14 @@
 // - A job that does not fit *now* does not block the jobs behind it
 //   (backfill): smaller jobs may start ahead of it. A job that can never fit
 //   any compute environment of its queue says so (MISCONFIGURATION:...).
+// - Fair-share queues: the next job comes from the share identifier with the
+//   least running vCPUs times its weightFactor (so a share with weight 0.5
+//   gets twice the vCPUs of one with weight 1 under contention); within a
+//   share, higher schedulingPriority first, then submission order. While A
+//   shares are running, (computeReservation/100)^A of each compute
+//   environment's maxvCpus is kept for shares that are not running yet.
+// - A job starts only when every consumable resource it names has its
+//   quantity available; the quantity is held until the job ends.
 #pragma once
 
 #include <map>
@@ -42,6 +50,9 @@ struct QueueView {
   int64_t priority = 0;
   int64_t seq = 0;               // creation order: breaks priority ties
   std::vector<std::string> ces;  // compute environment ARNs, in order
+  // Fair share (the queue has a scheduling policy).
+  bool fair_share = false;
+  double compute_reservation = 0;  // computeReservation / 100
 };
 
 struct JobView {
@@ -50,6 +61,13 @@ struct JobView {
   Resources need;
   int64_t seq = 0;  // submission order
   bool front = false;  // a retried job goes to the front of its queue (AWS's rule)
+  // Fair share: the job's share identifier, that share's weightFactor (lower
+  // gets more), and its schedulingPriority (higher first, within its share).
+  std::string share;
+  double weight = 1;
+  int64_t priority = 0;
+  // Consumable resources the job holds while it runs: name -> quantity.
+  std::vector<std::pair<std::string, int64_t>> consumables;
 };
 
 // The machine the local compute environments run on.
@@ -58,11 +76,18 @@ struct HostView {
   Resources used;
 };
 
+struct Consumable {
+  int64_t total = 0, available = 0;
+};
+
 struct Snapshot {
   std::vector<QueueView> queues;
   std::map<std::string, CeView> ces;  // by ARN
   std::vector<JobView> runnable;      // every RUNNABLE job
   HostView host;
+  // vCPUs held by running jobs, per fair-share queue and share identifier.
+  std::map<std::string, std::map<std::string, double>> share_usage;
+  std::map<std::string, Consumable> consumables;  // by name
 };
 
 struct Placement {

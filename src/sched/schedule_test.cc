@@ -110,5 +110,110 @@ TEST_F(ScheduleTest, GpuJobsNeverFitAHostWithoutGpus) {
   EXPECT_NE(Run().find("wait g(MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"), std::string::npos);
 }
 
+// Fair share: one queue with a policy on a 12-vCPU CE and a big host.
+class FairShareTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    snap_.host.capacity = {1000, 1 << 20, 0};
+    snap_.ces["ce"] = CeView{"ce", "ce", true, true, 12, {}};
+    QueueView q{"fq", "fq", true, 1, 1, {"ce"}};
+    q.fair_share = true;
+    snap_.queues.push_back(q);
+  }
+  void Jobs(const std::string& share, double weight, int n) {
+    for (int i = 0; i < n; ++i) {
+      JobView j{share + std::to_string(i), "fq", {1, 1, 0}, seq_++};
+      j.share = share;
+      j.weight = weight;
+      snap_.runnable.push_back(j);
+    }
+  }
+  std::map<std::string, int> Started(const Plan& plan) {
+    std::map<std::string, int> n;
+    for (const auto& p : plan.start) ++n[p.job_id.substr(0, 1)];
+    return n;
+  }
+  Snapshot snap_;
+  int64_t seq_ = 1;
+};
+
+TEST_F(FairShareTest, ALowerWeightGetsProportionallyMore) {
+  // Given shares A (weight 1) and B (weight 0.5) contending for 12 vCPU, B should get twice A.
+  Jobs("A", 1.0, 20);
+  Jobs("B", 0.5, 20);
+  auto n = Started(Schedule(snap_));
+  EXPECT_EQ(n["A"], 4);
+  EXPECT_EQ(n["B"], 8);
+}
+
+TEST_F(FairShareTest, UsageConvergesToTheInverseWeightsOverManyRounds) {
+  // Given 100 rounds in which every running job finishes and the queue refills, with each
+  // share's past usage in the snapshot (as the service's decayed usage), the cumulative
+  // vCPU-rounds of A (weight 1), B (0.25) and C (0.5) should be 1 : 4 : 2 — rounding in one
+  // round is paid back in the next ones.
+  std::map<std::string, double> total;
+  for (int round = 0; round < 100; ++round) {
+    snap_.runnable.clear();
+    for (const auto& [share, v] : total) snap_.share_usage["fq"][share] = v;
+    Jobs("A", 1.0, 12);
+    Jobs("B", 0.25, 12);
+    Jobs("C", 0.5, 12);
+    for (auto& [share, v] : Started(Schedule(snap_))) total[share] += v;
+  }
+  double sum = total["A"] + total["B"] + total["C"];
+  EXPECT_NEAR(total["A"] / sum, 1.0 / 7, 0.01) << total["A"];
+  EXPECT_NEAR(total["B"] / sum, 4.0 / 7, 0.01) << total["B"];
+  EXPECT_NEAR(total["C"] / sum, 2.0 / 7, 0.01) << total["C"];
+}
+
+TEST_F(FairShareTest, RunningUsageCountsAgainstAShare) {
+  // Given A already running 6 vCPU, the 6 free vCPU should all go to B (equal weights).
+  snap_.share_usage["fq"]["A"] = 6;
+  snap_.ces["ce"].used = {6, 6, 0};
+  Jobs("A", 1.0, 10);
+  Jobs("B", 1.0, 10);
+  auto n = Started(Schedule(snap_));
+  EXPECT_EQ(n["A"], 0);
+  EXPECT_EQ(n["B"], 6);
+}
+
+TEST_F(FairShareTest, ComputeReservationKeepsCapacityForSharesNotRunning) {
+  // Given computeReservation 50 and only share A running, A may use half of the 12 vCPU.
+  snap_.queues[0].compute_reservation = 0.5;
+  snap_.share_usage["fq"]["A"] = 1;
+  snap_.ces["ce"].used = {1, 1, 0};
+  Jobs("A", 1.0, 20);
+  Plan plan = Schedule(snap_);
+  EXPECT_EQ(Started(plan)["A"], 5);  // 1 + 5 = 6 = 12 * (1 - 0.5^1)
+  EXPECT_NE(PlanToString(plan).find("computeReservation keeps part of compute environment ce"),
+            std::string::npos);
+  // A new share may use the reserve.
+  snap_.runnable.clear();
+  snap_.ces["ce"].used = {6, 6, 0};
+  snap_.share_usage["fq"]["A"] = 6;
+  Jobs("B", 1.0, 1);
+  EXPECT_EQ(Started(Schedule(snap_))["B"], 1);
+}
+
+TEST_F(ScheduleTest, ConsumableResourcesGateJobs) {
+  // Given 3 licenses, jobs needing 2 each: one starts, the next waits naming the resource.
+  snap_.consumables["license"] = Consumable{3, 3};
+  Job("j1", "q1", 1);
+  Job("j2", "q1", 1);
+  Job("j3", "q1", 1);
+  for (auto& j : snap_.runnable) j.consumables = {{"license", 2}};
+  snap_.runnable[2].consumables = {{"license", 5}};
+  std::string plan = Run();
+  EXPECT_NE(plan.find("start j1@a"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("wait j2(Waiting for consumable resource license: the job needs 2, of a "
+                      "total quantity of 3)"),
+            std::string::npos)
+      << plan;
+  EXPECT_NE(plan.find("wait j3(Waiting for consumable resource license: the job needs 5 but its "
+                      "total quantity is only 3)"),
+            std::string::npos)
+      << plan;
+}
+
 }  // namespace
 }  // namespace drover::sched

@@ -162,6 +162,9 @@ class BatchService {
   // Applies a cancel (started jobs untouched) or terminate to a job or array.
   void CancelOne(Job& job, const std::string& reason, Outcome& out);
   void TerminateOne(Job& job, const std::string& reason, Outcome& out);
+  // Takes or gives back the consumable resources a job's attempt holds.
+  void HoldConsumables(Job& job, bool hold);
+  void DecayShareHistory(int64_t now);
   void FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& out);
   sched::Snapshot BuildSnapshot();
   exec::TaskSpec MakeTaskSpec(Job& job, const std::string& ce_arn);
@@ -203,6 +206,10 @@ class BatchService {
   std::unordered_map<std::string, std::unique_ptr<Job>> jobs_;  // by job id
   std::unordered_map<std::string, Job*> live_;  // jobs not yet SUCCEEDED/FAILED, by id
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
+  // Fair share: each share's decayed past usage in vCPU-minutes, per queue ARN
+  // (memory only: it restarts from zero with the server).
+  std::map<std::string, std::map<std::string, double>> share_history_;
+  int64_t share_history_at_ = 0;
   int64_t last_prune_ms_ = 0;
 
   exec::Executor* executor_ = nullptr;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <future>
 
@@ -49,6 +50,31 @@ bool ShouldRetry(const json::object& doc, int exit_code, const std::string& reas
     return action == "RETRY";
   }
   return true;
+}
+
+// The weightFactor of `share` in a fair-share policy: an exact shareIdentifier,
+// else the longest matching "prefix*", else 1.0 (AWS's default).
+double WeightFor(const json::object* policy, const std::string& share) {
+  const json::object* fp = policy ? GetObject(*policy, "fairsharePolicy") : nullptr;
+  const json::array* dist = fp ? GetArray(*fp, "shareDistribution") : nullptr;
+  if (!dist) return 1.0;
+  double weight = 1.0;
+  size_t best = 0;
+  for (const auto& e : *dist) {
+    const auto& o = e.as_object();
+    std::string_view id = GetString(o, "shareIdentifier").value_or("");
+    double w = 1.0;
+    if (auto it = o.find("weightFactor"); it != o.end() && it->value().is_number()) {
+      w = it->value().to_number<double>();
+    }
+    if (id == share) return w;
+    if (id.ends_with('*') && std::string_view(share).starts_with(id.substr(0, id.size() - 1)) &&
+        id.size() > best) {
+      best = id.size();
+      weight = w;
+    }
+  }
+  return weight;
 }
 
 std::string NameFromArn(std::string_view arn) {
@@ -115,6 +141,54 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   }
 }
 
+void BatchService::HoldConsumables(Job& job, bool hold) {
+  if (job.consumables.empty() || job.holds_consumables == hold) return;
+  job.holds_consumables = hold;
+  for (const auto& [name, qty] : job.consumables) {
+    auto it = resources_.find(arns_.Make(kConsumableResource, name));
+    if (it == resources_.end()) continue;  // deleted meanwhile
+    json::object& doc = it->second.doc;
+    int64_t total = GetInt(doc, "totalQuantity").value_or(0);
+    int64_t in_use = GetInt(doc, "inUseQuantity").value_or(0) + (hold ? qty : -qty);
+    // A NON_REPLENISHABLE resource is used up by the job that held it.
+    if (!hold && GetString(doc, "resourceType") == "NON_REPLENISHABLE") total -= qty;
+    in_use = std::max<int64_t>(0, in_use);
+    total = std::max<int64_t>(0, total);
+    doc["inUseQuantity"] = in_use;
+    doc["totalQuantity"] = total;
+    doc["availableQuantity"] = std::max<int64_t>(0, total - in_use);
+    dirty_.insert(it->second.arn);
+  }
+}
+
+// Fair share looks at usage over a window (shareDecaySeconds; 0 means 600 s):
+// each share's past usage decays exponentially with that time constant, and
+// grows by the vCPU-minutes its running jobs use.
+void BatchService::DecayShareHistory(int64_t now) {
+  int64_t dt = share_history_at_ ? now - share_history_at_ : 0;
+  share_history_at_ = now;
+  if (dt <= 0) return;
+  std::map<std::string, std::map<std::string, double>> running;
+  for (const auto& [id, j] : live_) {
+    if (!j->ce.empty() && !j->share.empty()) running[j->queue][j->share] += j->need.vcpus;
+  }
+  for (const auto& [seq, qarn] : order_[std::string(kJobQueue)]) {
+    auto sp = GetString(resources_.at(qarn).doc, "schedulingPolicyArn");
+    if (!sp) continue;
+    double window = 600;
+    auto policy = resources_.find(std::string(*sp));
+    if (policy != resources_.end()) {
+      if (const auto* fp = GetObject(policy->second.doc, "fairsharePolicy")) {
+        if (auto d = GetInt(*fp, "shareDecaySeconds"); d && *d > 0) window = static_cast<double>(*d);
+      }
+    }
+    double decay = std::exp(-static_cast<double>(dt) / 1000.0 / window);
+    auto& hist = share_history_[qarn];
+    for (auto& [share, v] : hist) v *= decay;
+    for (const auto& [share, vcpus] : running[qarn]) hist[share] += vcpus * dt / 60000.0;
+  }
+}
+
 sched::Snapshot BatchService::BuildSnapshot() {
   sched::Snapshot snap;
   snap.host.capacity = cfg_.host_capacity;
@@ -143,12 +217,44 @@ sched::Snapshot BatchService::BuildSnapshot() {
         q.ces.emplace_back(*GetString(o.as_object(), "computeEnvironment"));
       }
     }
+    if (auto sp = GetString(r.doc, "schedulingPolicyArn")) {
+      q.fair_share = true;
+      auto policy = resources_.find(std::string(*sp));
+      if (policy != resources_.end()) {
+        if (const auto* fp = GetObject(policy->second.doc, "fairsharePolicy")) {
+          q.compute_reservation =
+              static_cast<double>(GetInt(*fp, "computeReservation").value_or(0)) / 100.0;
+        }
+      }
+      snap.share_usage[arn] = share_history_[arn];  // past usage; running jobs are added below
+    }
     snap.queues.push_back(std::move(q));
+  }
+  for (const auto& [seq, arn] : order_[std::string(kConsumableResource)]) {
+    const Resource& r = resources_.at(arn);
+    int64_t total = GetInt(r.doc, "totalQuantity").value_or(0);
+    snap.consumables[r.name] = sched::Consumable{
+        total, total - GetInt(r.doc, "inUseQuantity").value_or(0)};
+  }
+  std::map<std::string, const json::object*> policies;  // queue ARN -> its policy's document
+  for (const auto& q : snap.queues) {
+    if (!q.fair_share) continue;
+    auto sp = GetString(resources_.at(q.arn).doc, "schedulingPolicyArn");
+    auto policy = resources_.find(std::string(*sp));
+    policies[q.arn] = policy == resources_.end() ? nullptr : &policy->second.doc;
   }
   for (const auto& [id, j] : live_) {
     if (j->status == "RUNNABLE") {
-      snap.runnable.push_back(sched::JobView{j->id, j->queue, j->need, j->seq, j->retried});
+      sched::JobView v{j->id, j->queue, j->need, j->seq, j->retried};
+      if (auto p = policies.find(j->queue); p != policies.end()) {
+        v.share = j->share;
+        v.weight = WeightFor(p->second, j->share);
+        v.priority = j->priority;
+      }
+      v.consumables = j->consumables;
+      snap.runnable.push_back(std::move(v));
     } else if (!j->ce.empty()) {  // STARTING / RUNNING hold capacity
+      if (policies.contains(j->queue)) snap.share_usage[j->queue][j->share] += j->need.vcpus;
       auto it = snap.ces.find(j->ce);
       if (it != snap.ces.end()) {
         it->second.used.vcpus += j->need.vcpus;
@@ -291,6 +397,7 @@ void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& o
                        {"statusReason", attempt_reason}};
   doc["attempts"].as_array().push_back(std::move(attempt));
   ++job.attempts;
+  HoldConsumables(job, false);
   job.ce.clear();
   job.task_id.clear();
   job.started_at = 0;
@@ -398,6 +505,7 @@ void BatchService::SchedulePass() {
       }
     }
     // 3. Placement: the pure scheduler decides on a snapshot, outside the lock.
+    DecayShareHistory(now);
     sched::Snapshot snap = BuildSnapshot();
     l.unlock();
     sched::Plan plan = sched::Schedule(snap);
@@ -415,6 +523,7 @@ void BatchService::SchedulePass() {
       j->task_id = spec.task_id;
       j->start_pending = true;
       j->retried = false;
+      HoldConsumables(*j, true);
       SetJobStatus(*j, "STARTING", "");
       out.puts.push_back(j->arn);
       starts.push_back(std::move(spec));

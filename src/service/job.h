@@ -38,6 +38,11 @@ struct BatchService::Job {
   bool timed_out = false;        // the attempt ran past its timeout (retry rules apply)
   bool retried = false;          // goes to the front of its queue
   int64_t reason_since = 0;      // RUNNABLE: when the current wait reason began
+  // Fair share and consumable resources.
+  std::string share;     // shareIdentifier
+  int64_t priority = 0;  // schedulingPriority (within its share)
+  std::vector<std::pair<std::string, int64_t>> consumables;  // resource name -> quantity
+  bool holds_consumables = false;  // the current attempt holds them
   // Array jobs. A parent is never scheduled: its status follows its children.
   std::string parent;                  // child: the parent's id
   int index = -1;                      // child: AWS_BATCH_JOB_ARRAY_INDEX

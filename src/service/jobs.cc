@@ -2,6 +2,7 @@
 // GetJobQueueSnapshot. What happens to a job after it is submitted lives in
 // dispatch.cc.
 #include <algorithm>
+#include <set>
 
 #include "service/batch_service.h"
 #include "service/job.h"
@@ -130,6 +131,18 @@ void BatchService::IndexJob(const Resource& r) {
   job->task_id = std::string(GetString(r.doc, "drover:taskId").value_or(""));
   job->started_at = GetInt(r.doc, "startedAt").value_or(0);
   job->retried = job->attempts > 0 && job->status == "RUNNABLE";
+  job->share = std::string(GetString(r.doc, "shareIdentifier").value_or(""));
+  job->priority = GetInt(r.doc, "schedulingPriority").value_or(0);
+  if (const auto* crp = GetObject(r.doc, "consumableResourceProperties")) {
+    if (const auto* l = GetArray(*crp, "consumableResourceList")) {
+      for (const auto& e : *l) {
+        std::string_view arn = GetString(e.as_object(), "consumableResource").value_or("");
+        job->consumables.emplace_back(std::string(arn.substr(arn.rfind('/') + 1)),
+                                      GetInt(e.as_object(), "quantity").value_or(1));
+      }
+    }
+  }
+  job->holds_consumables = !job->ce.empty() && !job->consumables.empty();
   if (const auto* ap = GetObject(r.doc, "arrayProperties")) {
     if (auto idx = GetInt(*ap, "index")) {
       job->index = static_cast<int>(*idx);
@@ -236,6 +249,55 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     }
   }
   if (const auto* tags = GetObject(req, "tags")) DROVER_RETURN_IF_ERROR(CheckTags(*tags));
+  // Fair share: a queue with a scheduling policy needs a share identifier; one
+  // without must not get one (AWS's rules).
+  bool fair_share = queue->doc.contains("schedulingPolicyArn");
+  if (fair_share && !req.contains("shareIdentifier")) {
+    return Status::Client("Job queue " + queue->name + " has a fair-share scheduling policy: "
+                          "shareIdentifier must be specified");
+  }
+  if (!fair_share && req.contains("shareIdentifier")) {
+    return Status::Client("Job queue " + queue->name + " has no fair-share scheduling policy: "
+                          "don't specify shareIdentifier");
+  }
+  if (auto share = GetString(req, "shareIdentifier")) {
+    std::string_view body = *share;
+    if (body.ends_with('*')) body.remove_suffix(1);
+    bool ok = !body.empty() && body.size() <= 255;
+    for (char c : body) ok = ok && std::isalnum(static_cast<unsigned char>(c));
+    if (!ok) {
+      return Status::Client("shareIdentifier '" + std::string(*share) + "' must be up to 255 "
+                            "letters and numbers, optionally followed by an asterisk (*)");
+    }
+  }
+  if (auto p = GetInt(req, "schedulingPriorityOverride"); p && (*p < 0 || *p > 9999)) {
+    return Status::Client("schedulingPriorityOverride must be between 0 and 9999");
+  }
+  // Consumable resources: the override replaces the definition's list.
+  const json::object* crp = GetObject(req, "consumableResourcePropertiesOverride");
+  if (!crp) crp = GetObject(def->doc, "consumableResourceProperties");
+  json::object consumables_doc;
+  if (crp) {
+    json::array list;
+    std::set<std::string> seen;
+    if (const auto* l = GetArray(*crp, "consumableResourceList")) {
+      for (const auto& e : *l) {
+        const auto& o = e.as_object();
+        std::string_view ref = GetString(o, "consumableResource").value_or("");
+        Resource* cr = Find(kConsumableResource, ref);
+        if (!cr) {
+          return Status::Client("Consumable resource " + std::string(ref) + " does not exist");
+        }
+        int64_t qty = GetInt(o, "quantity").value_or(1);
+        if (qty < 1) return Status::Client("A consumable resource quantity must be at least 1");
+        if (!seen.insert(cr->name).second) {
+          return Status::Client("Consumable resource " + cr->name + " is listed twice");
+        }
+        list.push_back(json::object{{"consumableResource", cr->arn}, {"quantity", qty}});
+      }
+    }
+    consumables_doc["consumableResourceList"] = std::move(list);
+  }
   json::object container = GetObject(def->doc, "containerProperties")
                                ? *GetObject(def->doc, "containerProperties")
                                : json::object();
@@ -285,8 +347,9 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
   doc["status"] = "SUBMITTED";
   doc["attempts"] = json::array();
   doc["createdAt"] = clock_.NowMillis();
+  if (crp) doc["consumableResourceProperties"] = std::move(consumables_doc);
   for (const char* k : {"retryStrategy", "timeout", "propagateTags", "platformCapabilities",
-                        "schedulingPriority", "consumableResourceProperties"}) {
+                        "schedulingPriority"}) {
     if (req.contains(k)) doc[k] = req.at(k);
     else if (def->doc.contains(k)) doc[k] = def->doc.at(k);
   }
@@ -345,6 +408,9 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     child->depends_on = std::move(cdeps);
     child->timeout_ms = parent.timeout_ms;
     child->max_attempts = parent.max_attempts;
+    child->share = parent.share;
+    child->priority = parent.priority;
+    child->consumables = parent.consumables;
     child->parent = id;
     child->index = static_cast<int>(i);
     live_[cid] = child;
@@ -550,6 +616,94 @@ Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(const json::obje
   Outcome out;
   out.response["frontOfQueue"] =
       json::object{{"jobs", std::move(jobs)}, {"lastUpdatedAt", clock_.NowMillis()}};
+  // What the queue's running jobs hold, in total and (fair share) per share.
+  double total = 0;
+  std::map<std::string, double> per_share;
+  for (auto& [id, j] : live_) {
+    if (j->queue != queue->arn || j->ce.empty()) continue;
+    total += j->need.vcpus;
+    if (!j->share.empty()) per_share[j->share] += j->need.vcpus;
+  }
+  json::object util{{"totalCapacityUsage",
+                     json::array{json::object{{"capacityUnit", "VCPU"}, {"quantity", total}}}},
+                    {"lastUpdatedAt", clock_.NowMillis()}};
+  if (queue->doc.contains("schedulingPolicyArn")) {
+    std::vector<std::pair<std::string, double>> top(per_share.begin(), per_share.end());
+    std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    json::array list;
+    for (const auto& [share, v] : top) {
+      list.push_back(json::object{
+          {"shareIdentifier", share},
+          {"capacityUsage", json::array{json::object{{"capacityUnit", "VCPU"}, {"quantity", v}}}}});
+    }
+    util["fairshareUtilization"] = json::object{
+        {"activeShareCount", static_cast<int64_t>(per_share.size())},
+        {"topCapacityUtilization", std::move(list)}};
+  }
+  out.response["queueUtilization"] = std::move(util);
+  return out;
+}
+
+Result<BatchService::Outcome> BatchService::ListJobsByConsumableResource(const json::object& req) {
+  std::string_view ref = *GetString(req, "consumableResource");
+  Resource* cr = Find(kConsumableResource, ref);
+  if (!cr) return Status::Client("Consumable resource " + std::string(ref) + " does not exist");
+  std::string status_filter, name_filter;
+  if (const auto* filters = GetArray(req, "filters")) {
+    for (const auto& f : *filters) {
+      std::string fname(GetString(f.as_object(), "name").value_or(""));
+      const json::array* vals = GetArray(f.as_object(), "values");
+      if (!vals || vals->size() != 1) {
+        return Status::Client("Filter " + fname + " needs exactly one value");
+      }
+      std::string value((*vals)[0].as_string());
+      if (fname == "JOB_STATUS") status_filter = value;
+      else if (fname == "JOB_NAME") {
+        for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        name_filter = value;
+      } else {
+        return Status::Client("Unsupported filter name " + fname + ": use JOB_STATUS or JOB_NAME");
+      }
+    }
+  }
+  auto quantity = [&](const Resource& r) -> int64_t {
+    Job* j = FindJob(r.name);
+    if (!j || j->array_size) return 0;
+    for (const auto& [name, q] : j->consumables) {
+      if (name == cr->name) return q;
+    }
+    return 0;
+  };
+  auto keep = [&](const Resource& r) {
+    if (quantity(r) == 0) return false;
+    if (!status_filter.empty() && GetString(r.doc, "status") != status_filter) return false;
+    if (!name_filter.empty()) {
+      std::string n(GetString(r.doc, "jobName").value_or(""));
+      for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!Glob(name_filter, n)) return false;
+    }
+    return true;
+  };
+  DROVER_ASSIGN_OR_RETURN(Page page, Paginate(kJob, req, keep, /*max_limit=*/1000));
+  json::array list;
+  for (Resource* r : page.items) {
+    const json::object& d = r->doc;
+    json::object s{{"jobArn", r->arn},
+                   {"jobQueueArn", d.at("jobQueue")},
+                   {"jobName", d.at("jobName")},
+                   {"jobDefinitionArn", d.at("jobDefinition")},
+                   {"jobStatus", d.at("status")},
+                   {"quantity", quantity(*r)},
+                   {"createdAt", d.at("createdAt")},
+                   {"consumableResourceProperties", d.at("consumableResourceProperties")}};
+    for (const char* k : {"shareIdentifier", "statusReason", "startedAt"}) {
+      if (auto it = d.find(k); it != d.end()) s[k] = it->value();
+    }
+    list.push_back(std::move(s));
+  }
+  Outcome out;
+  out.response["jobs"] = std::move(list);
+  if (!page.next_token.empty()) out.response["nextToken"] = page.next_token;
   return out;
 }
 

@@ -363,5 +363,67 @@ TEST_F(JobsTest, TimeLimitActionsCancelJobsBlockedForTooLong) {
   EXPECT_EQ(job["isCancelled"], true);
 }
 
+TEST_F(JobsTest, FairShareQueuesRequireAShareIdentifier) {
+  Ok("CreateSchedulingPolicy", R"({"name":"fs","fairsharePolicy":{"shareDistribution":[
+      {"shareIdentifier":"gold","weightFactor":0.5}]}})");
+  Ok("CreateJobQueue", R"({"jobQueueName":"fq","priority":1,
+      "schedulingPolicyArn":"arn:aws:batch:us-east-1:123456789012:scheduling-policy/fs",
+      "computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce"}]})");
+  auto r = svc_->CallSync("SubmitJob", J(R"({"jobName":"j","jobQueue":"fq","jobDefinition":"jd"})"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("shareIdentifier must be specified"), std::string::npos);
+  r = svc_->CallSync("SubmitJob", J(R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd",
+                                      "shareIdentifier":"gold"})"));
+  EXPECT_FALSE(r.ok());
+  // Given gold (weight 0.5) and silver (1) each submitting 4 jobs on 2 vCPU, gold runs first
+  // only as much as its share allows: the first two placements are one each (no usage yet).
+  std::vector<std::string> gold, silver;
+  for (int i = 0; i < 4; ++i) {
+    gold.emplace_back(Ok("SubmitJob", R"({"jobName":"g","jobQueue":"fq","jobDefinition":"jd",
+        "shareIdentifier":"gold"})")["jobId"].as_string());
+    silver.emplace_back(Ok("SubmitJob", R"({"jobName":"s","jobQueue":"fq","jobDefinition":"jd",
+        "shareIdentifier":"silver"})")["jobId"].as_string());
+  }
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 2u);
+  std::set<std::string> started{exec_.started[0].job_id, exec_.started[1].job_id};
+  EXPECT_TRUE(started.count(gold[0]) && started.count(silver[0]));
+  auto snap = Ok("GetJobQueueSnapshot", R"({"jobQueue":"fq"})");
+  EXPECT_EQ(snap["queueUtilization"].at("fairshareUtilization").at("activeShareCount"), 2);
+}
+
+TEST_F(JobsTest, ConsumableResourcesAreHeldWhileJobsRunAndReturnedAfter) {
+  Ok("CreateConsumableResource", R"({"consumableResourceName":"lic","totalQuantity":3})");
+  Ok("CreateConsumableResource",
+     R"({"consumableResourceName":"once","totalQuantity":5,"resourceType":"NON_REPLENISHABLE"})");
+  std::string body = R"(,"consumableResourcePropertiesOverride":{"consumableResourceList":[
+      {"consumableResource":"lic","quantity":2},{"consumableResource":"once","quantity":1}]})";
+  std::string a = Submit(body), b = Submit(body);
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 1u);  // only 3 licenses: one job of 2 at a time
+  auto d = Ok("DescribeConsumableResource", R"({"consumableResource":"lic"})");
+  EXPECT_EQ(d["inUseQuantity"], 2);
+  EXPECT_EQ(d["availableQuantity"], 1);
+  EXPECT_NE(std::string(Job(b)["statusReason"].as_string()).find("consumable resource lic"),
+            std::string::npos);
+  auto l = Ok("ListJobsByConsumableResource", R"({"consumableResource":"lic",
+      "filters":[{"name":"JOB_STATUS","values":["RUNNING"]}]})");
+  ASSERT_EQ(l["jobs"].as_array().size(), 1u);
+  EXPECT_EQ(l["jobs"].as_array()[0].at("quantity"), 2);
+  EXPECT_FALSE(svc_->CallSync("DeleteConsumableResource", J(R"({"consumableResource":"lic"})")).ok());
+  Exit(exec_.started[0], 0);
+  d = Ok("DescribeConsumableResource", R"({"consumableResource":"lic"})");
+  EXPECT_EQ(d["inUseQuantity"], 0);
+  EXPECT_EQ(d["totalQuantity"], 3);
+  d = Ok("DescribeConsumableResource", R"({"consumableResource":"once"})");
+  EXPECT_EQ(d["totalQuantity"], 4);  // used up
+  svc_->SchedulePass();
+  EXPECT_EQ(exec_.started.size(), 2u);
+  // Unknown resources are refused at submission.
+  EXPECT_FALSE(svc_->CallSync("SubmitJob", J(R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd",
+      "consumableResourcePropertiesOverride":{"consumableResourceList":[
+      {"consumableResource":"nope","quantity":1}]}})")).ok());
+}
+
 }  // namespace
 }  // namespace drover::service

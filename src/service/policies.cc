@@ -221,6 +221,9 @@ Result<BatchService::Outcome> BatchService::DeleteConsumableResource(const json:
   std::string_view ref = *GetString(req, "consumableResource");
   Resource* cr = Find(kConsumableResource, ref);
   if (!cr) return Status::Client("Consumable resource " + std::string(ref) + " does not exist");
+  if (GetInt(cr->doc, "inUseQuantity").value_or(0) > 0) {
+    return Status::Client("Consumable resource " + cr->name + " is held by running jobs");
+  }
   Outcome out;
   out.deletes.push_back(cr->arn);
   Erase(cr->arn);
@@ -267,17 +270,6 @@ Result<BatchService::Outcome> BatchService::ListConsumableResources(const json::
   Outcome out;
   out.response["consumableResources"] = std::move(list);
   if (!page.next_token.empty()) out.response["nextToken"] = page.next_token;
-  return out;
-}
-
-Result<BatchService::Outcome> BatchService::ListJobsByConsumableResource(const json::object& req) {
-  std::string_view ref = *GetString(req, "consumableResource");
-  if (!Find(kConsumableResource, ref)) {
-    return Status::Client("Consumable resource " + std::string(ref) + " does not exist");
-  }
-  // No job holds a consumable resource until jobs run (the jobs work).
-  Outcome out;
-  out.response["jobs"] = json::array();
   return out;
 }
 
