@@ -16,7 +16,8 @@ constexpr const char* kSageMaker =
     "Drover does not run SageMaker jobs: service environments and service jobs are not "
     "supported (see docs/api-compat.md)";
 constexpr const char* kQuotaShares =
-    "Quota shares are not supported yet: they come with Drover's scheduling work (see "
+    "Drover does not run SageMaker jobs: quota shares belong to quota-management job queues "
+    "for SageMaker Training service jobs, which Drover does not support (see "
     "docs/api-compat.md)";
 
 }  // namespace
@@ -95,7 +96,7 @@ const std::map<std::string, BatchService::OpEntry, std::less<>>& BatchService::O
       {"CancelJob", {&S::CancelJob, nullptr}},
       {"TerminateJob", {&S::TerminateJob, nullptr}},
       {"GetJobQueueSnapshot", {&S::GetJobQueueSnapshot, nullptr}},
-      // Quota shares: with the scheduling work.
+      // Quota shares: SageMaker quota management only.
       {"CreateQuotaShare", {nullptr, kQuotaShares}},
       {"UpdateQuotaShare", {nullptr, kQuotaShares}},
       {"DeleteQuotaShare", {nullptr, kQuotaShares}},
