@@ -100,10 +100,13 @@ struct ApiServer::Impl {
     if (req.method == "GET" && req.target == "/healthz") {
       co_return JsonResponse({{"status", "ok"}});
     }
+    // The protocol decides the service a signature must be scoped to.
+    const std::string* amz_target = req.Header("X-Amz-Target");
+    bool logs_protocol = amz_target && std::string_view(*amz_target).starts_with("Logs_20140328.");
     auth::RequestView view{req.method, req.target, &req.headers, req.body};
     auto verdict = auth::Verify(
         view, [this](std::string_view id) { return svc.SecretFor(id); },
-        auth::VerifyOptions{opts.region, {"batch", "logs"}, clock.NowMillis()});
+        auth::VerifyOptions{opts.region, {logs_protocol ? "logs" : "batch"}, clock.NowMillis()});
     if (auto* err = std::get_if<auth::AuthError>(&verdict)) {
       LOG_DEBUG("{} {} refused: {} {}", req.method, req.target, err->type, err->message);
       HttpResponse r = ErrorResponse(err->http_status, err->type, err->message);

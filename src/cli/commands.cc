@@ -148,6 +148,10 @@ int FollowLogs(Client& c, const std::string& id, bool follow) {
     if (!job.ok()) return Fail(job.status());
     std::string s = LogStream(*job);
     if (!s.empty() && s != stream) {
+      if (!stream.empty()) {  // a new attempt: finish the previous one's output first
+        auto rest = PrintLogs(c, LogGroup(*job), stream, token);
+        if (!rest.ok()) return Fail(rest.status());
+      }
       stream = s;
       token.clear();
     }
@@ -470,7 +474,21 @@ Runner SetUpDescribe(CLI::App& app) {
       if (auto e = GetInt(*ct, "exitCode")) row("exit code", std::to_string(*e));
       row("log stream", Str(*ct, "logStreamName"));
     }
-    if (const auto* a = GetArray(j, "attempts")) row("attempts", std::to_string(a->size()));
+    if (const auto* a = GetArray(j, "attempts")) {
+      row("attempts", std::to_string(a->size()));
+      if (!a->empty()) {
+        if (const auto* u = GetObject(a->back().as_object(), "resourceUsage")) {
+          char buf[128];
+          auto num = [&](const char* k) {
+            auto it = u->find(k);
+            return it == u->end() ? -1.0 : it->value().to_number<double>();
+          };
+          std::snprintf(buf, sizeof buf, "peak memory %.1f MiB, CPU time %.2f s",
+                        num("peakMemoryMiB"), num("cpuSeconds"));
+          row("last attempt", buf);
+        }
+      }
+    }
     return 0;
   };
 }

@@ -34,6 +34,14 @@ drover::cli::Runner SetUpServer(CLI::App& app) {
   app.add_option("--job-user", opts->job_user,
                  "user that runs jobs when the server is root (\"\": the server's user)")
       ->capture_default_str();
+  app.add_option("--job-uid-base", opts->job_uid_base,
+                 "attempts run each under its own uid from this base (with --job-uid-count)")
+      ->capture_default_str();
+  app.add_option("--job-uid-count", opts->job_uid_count,
+                 "size of the per-attempt uid range (0: every attempt as --job-user)")
+      ->capture_default_str();
+  app.add_option("--scratch", opts->scratch_dir,
+                 "where attempts get scratch directories (default: <data>/scratch)");
   app.add_option("--kill-grace-seconds", opts->kill_grace_seconds,
                  "TerminateJob: seconds between SIGTERM and SIGKILL")
       ->capture_default_str();

@@ -30,12 +30,17 @@ struct TaskSpec {
   std::vector<std::string> argv;  // argv[0] is looked up in the PATH of `env`
   std::vector<std::string> env;   // "NAME=value": the whole environment
   std::string workdir;            // created by the caller
+  bool remove_workdir = false;    // delete it (and everything in it) when the attempt ends
   std::optional<uid_t> uid;       // run as this user (and gid) when set
   std::optional<gid_t> gid;
   // Output: stdout and stderr go, line by line with timestamps, to this stream.
   std::string log_root, log_group, log_stream;
   uint64_t log_cap_bytes = 0;           // 0: unlimited
   std::vector<std::string> log_header;  // lines written before the job's output
+  // Limits (a cgroup per attempt where the host allows it).
+  int64_t memory_mib = 0;  // 0: none
+  double vcpus = 0;        // CPU weight, 1,024 shares per vCPU
+  bool hard_cpu = false;   // also a hard CPU quota of `vcpus`
 };
 
 struct TaskEvent {
@@ -45,7 +50,9 @@ struct TaskEvent {
   int attempt = 1;
   int64_t at_ms = 0;
   int exit_code = 0;   // kExited: exit status, or 128+N when killed by signal N
-  std::string reason;  // kExited: why, when not a plain exit (e.g. terminated)
+  std::string reason;  // kExited: why, when not a plain exit (e.g. terminated, OOM)
+  int64_t peak_memory_bytes = -1;  // kExited: -1 when unknown
+  int64_t cpu_time_ns = -1;
 };
 
 using Listener = std::function<void(const TaskEvent&)>;
@@ -61,10 +68,15 @@ class Executor {
   virtual void Terminate(const std::string& task_id, const std::string& reason) = 0;
   // Kills every attempt still running (server shutdown) and stops the threads.
   virtual void Shutdown() = 0;
+  // How attempts are contained here, for the server log.
+  virtual std::string Describe() const = 0;
 };
 
 struct LocalOptions {
   int64_t kill_grace_ms = 30000;
+  std::string cgroup_root = "/sys/fs/cgroup";  // "" disables cgroups
+  std::string cgroup_parent = "drover";
+  int64_t pids_max = 0;  // per attempt; 0: none
 };
 
 // Runs attempts as processes on this host.

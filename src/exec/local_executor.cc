@@ -10,16 +10,19 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "common/log.h"
+#include "exec/cgroup.h"
 #include "exec/executor.h"
 #include "logs/logs.h"
 
@@ -47,6 +50,9 @@ std::optional<std::string> Resolve(const std::string& cmd, const std::vector<std
   return std::nullopt;
 }
 
+// Added to errno by the child when chdir() failed, to tell it from exec().
+constexpr int kChdirFailed = 1 << 20;
+
 int ExitCode(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -57,6 +63,8 @@ class LocalExecutor final : public Executor {
  public:
   LocalExecutor(LocalOptions opts, Clock& clock, Listener listener)
       : opts_(opts), clock_(clock), listener_(std::move(listener)) {
+    cgroups_ = opts_.cgroup_root.empty() ? Cgroups::Detect("/nonexistent", opts_.cgroup_parent)
+                                         : Cgroups::Detect(opts_.cgroup_root, opts_.cgroup_parent);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     thread_ = std::thread([this] { Loop(); });
   }
@@ -69,6 +77,7 @@ class LocalExecutor final : public Executor {
   Status Start(const TaskSpec& spec) override;
   void Terminate(const std::string& task_id, const std::string& reason) override;
   void Shutdown() override;
+  std::string Describe() const override { return cgroups_->Describe(); }
 
  private:
   struct Task {
@@ -82,6 +91,8 @@ class LocalExecutor final : public Executor {
     int64_t exited_at = 0;
     int64_t kill_at = 0;      // guarded by mu_: when to SIGKILL (0: not scheduled)
     std::string term_reason;  // guarded by mu_
+    CgroupGroup cgroup;
+    CgroupUsage usage;
   };
 
   void Wake() {
@@ -95,6 +106,8 @@ class LocalExecutor final : public Executor {
   LocalOptions opts_;
   Clock& clock_;
   Listener listener_;
+  std::unique_ptr<Cgroups> cgroups_;
+  std::vector<CgroupGroup> to_remove_;  // Loop only: groups whose last process is still exiting
   int wake_fd_ = -1;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Task>> tasks_;  // guarded by mu_; erased by Loop only
@@ -117,8 +130,32 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   if (!writer.ok()) return Status::Server("cannot open the job's log: " + writer.status().message());
   for (const auto& line : spec.log_header) (void)(*writer)->Write(line + "\n");
 
+  CgroupLimits limits;
+  limits.memory_bytes = spec.memory_mib << 20;
+  limits.vcpus = spec.vcpus;
+  limits.hard_cpu = spec.hard_cpu;
+  limits.pids_max = opts_.pids_max;
+  auto group = cgroups_->Create(spec.task_id, limits);
+  if (!group.ok()) return group.status();
+  std::vector<int> procs_fds;
+  for (const auto& f : cgroups_->ProcsFiles(*group)) {
+    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      for (int x : procs_fds) ::close(x);
+      cgroups_->Remove(*group);
+      return Status::Server("cannot open " + f + ": " + strerror(errno));
+    }
+    procs_fds.push_back(fd);
+  }
+  auto close_procs = [&] {
+    for (int x : procs_fds) ::close(x);
+  };
   int out[2], st[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return Status::Server(std::string("pipe: ") + strerror(errno));
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    close_procs();
+    cgroups_->Remove(*group);
+    return Status::Server(std::string("pipe: ") + strerror(errno));
+  }
   if (::pipe2(st, O_CLOEXEC) != 0) {
     ::close(out[0]);
     ::close(out[1]);
@@ -145,9 +182,24 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
     for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::signal(s, SIG_DFL);
     ::setsid();
     int err = 0;
+    // Join the attempt's cgroup(s) before anything else runs: every process
+    // the job starts is then inside, and the limits apply from the first byte.
+    char pidbuf[24];
+    int len = 0;
+    for (pid_t v = ::getpid(); v > 0; v /= 10) pidbuf[len++] = static_cast<char>('0' + v % 10);
+    for (int i = 0; i < len / 2; ++i) std::swap(pidbuf[i], pidbuf[len - 1 - i]);
+    for (int fd : procs_fds) {
+      if (!err && ::write(fd, pidbuf, len) != len) err = errno;
+    }
+    if (!err && procs_fds.empty() && spec.memory_mib > 0) {
+      // No cgroups: the address-space rlimit is the best effort left.
+      struct rlimit rl;
+      rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(spec.memory_mib) << 20;
+      ::setrlimit(RLIMIT_AS, &rl);
+    }
     if (spec.gid && (::setgroups(0, nullptr) != 0 || ::setgid(*spec.gid) != 0)) err = errno;
     if (!err && spec.uid && ::setuid(*spec.uid) != 0) err = errno;
-    if (!err && ::chdir(workdir) != 0) err = errno;
+    if (!err && ::chdir(workdir) != 0) err = errno + kChdirFailed;
     if (!err) {
       int devnull = ::open("/dev/null", O_RDONLY);
       if (devnull >= 0) ::dup2(devnull, 0);
@@ -162,6 +214,7 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   }
   ::close(out[1]);
   ::close(st[1]);
+  close_procs();
   int child_err = 0;
   ssize_t n;
   do {
@@ -172,6 +225,11 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
     ::waitpid(pid, nullptr, 0);
     ::close(out[0]);
     (void)(*writer)->Close();
+    cgroups_->Remove(*group);
+    if (child_err >= kChdirFailed) {
+      return Status::Client("CannotStartContainerError: cannot enter the working directory " +
+                            spec.workdir + ": " + strerror(child_err - kChdirFailed));
+    }
     return Status::Client("CannotStartContainerError: " + spec.argv[0] + ": " +
                           strerror(child_err));
   }
@@ -182,6 +240,7 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   task->out_fd = out[0];
   ::fcntl(out[0], F_SETFL, ::fcntl(out[0], F_GETFL) | O_NONBLOCK);
   task->writer = std::move(writer).value();
+  task->cgroup = std::move(group).value();
   listener_(TaskEvent{TaskEvent::Kind::kRunning, spec.task_id, spec.job_id, spec.attempt,
                       clock_.NowMillis(), 0, ""});
   {
@@ -210,6 +269,7 @@ void LocalExecutor::Shutdown() {
     stop_ = true;
     for (auto& [id, t] : tasks_) {
       if (!t->exited) ::killpg(t->pid, SIGKILL);
+      cgroups_->Kill(t->cgroup);
     }
   }
   Wake();
@@ -238,10 +298,18 @@ void LocalExecutor::Finish(std::unique_ptr<Task> t) {
   if (t->out_fd >= 0) ::close(t->out_fd);
   if (t->pidfd >= 0) ::close(t->pidfd);
   (void)t->writer->Close();
+  if (t->spec.remove_workdir && !t->spec.workdir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(t->spec.workdir, ec);
+  }
   TaskEvent ev{TaskEvent::Kind::kExited, t->spec.task_id, t->spec.job_id, t->spec.attempt,
                t->exited_at, ExitCode(t->status), ""};
+  ev.peak_memory_bytes = t->usage.peak_memory_bytes;
+  ev.cpu_time_ns = t->usage.cpu_time_ns;
   if (!t->term_reason.empty()) {
     ev.reason = t->term_reason;
+  } else if (t->usage.oom_killed) {
+    ev.reason = "OutOfMemoryError: Container killed due to memory usage";
   } else if (WIFSIGNALED(t->status)) {
     ev.reason = std::string("Process killed by signal ") + std::to_string(WTERMSIG(t->status)) +
                 " (" + sigabbrev_np(WTERMSIG(t->status)) + ")";
@@ -277,7 +345,11 @@ void LocalExecutor::Loop() {
           timeout = timeout < 0 ? ms : std::min(timeout, ms);
         }
       }
-      if (stopping && tasks_.empty()) return;
+      if (!to_remove_.empty()) timeout = timeout < 0 ? 50 : std::min(timeout, 50);
+      if (stopping && tasks_.empty()) {
+        for (const auto& g : to_remove_) cgroups_->Remove(g);
+        return;
+      }
       if (stopping) timeout = timeout < 0 ? 100 : std::min(timeout, 100);
     }
     int rc = ::poll(fds.data(), fds.size(), timeout);
@@ -294,10 +366,17 @@ void LocalExecutor::Loop() {
       Task& t = *owners[i];
       if (fds[i].fd == t.out_fd) Drain(t);
     }
+    // Groups are removed once their last process has gone (it can take a
+    // moment after the main process was reaped).
+    for (auto it = to_remove_.begin(); it != to_remove_.end();) {
+      if (cgroups_->Remove(*it)) it = to_remove_.erase(it);
+      else ++it;
+    }
     // Reap, enforce kill deadlines and finish attempts.
     std::vector<std::unique_ptr<Task>> done;
     {
       std::lock_guard<std::mutex> l(mu_);
+      stopping = stop_;  // attempts killed by Shutdown() are not reported as exits
       int64_t now = clock_.NowMillis();
       for (auto it = tasks_.begin(); it != tasks_.end();) {
         Task& t = *it->second;
@@ -308,16 +387,23 @@ void LocalExecutor::Loop() {
             t.exited = true;
             t.status = status;
             t.exited_at = now;
-            ::killpg(t.pid, SIGKILL);  // the attempt ends with its main process, as ECS does
+            // The attempt ends with its main process, as ECS does: its whole
+            // tree goes, daemonized processes included (the cgroup has them).
+            ::killpg(t.pid, SIGKILL);
+            cgroups_->Kill(t.cgroup);
+            t.usage = cgroups_->Usage(t.cgroup);
           } else if (t.kill_at && now >= t.kill_at) {
             ::killpg(t.pid, SIGKILL);
+            cgroups_->Kill(t.cgroup);
             t.kill_at = 0;
           } else if (stop_) {
             ::killpg(t.pid, SIGKILL);
+            cgroups_->Kill(t.cgroup);
           }
         }
         if (t.exited && t.out_fd >= 0) Drain(t);
         if (t.exited && (t.out_fd < 0 || now >= t.exited_at + 2000)) {
+          to_remove_.push_back(t.cgroup);
           done.push_back(std::move(it->second));
           it = tasks_.erase(it);
         } else {

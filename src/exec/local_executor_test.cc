@@ -7,6 +7,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "exec/cgroup.h"
 #include "exec/executor.h"
 #include "logs/logs.h"
 
@@ -140,6 +141,52 @@ TEST_F(LocalExecutorTest, ASignalDeathIsExitCode128PlusN) {
   TaskEvent e = WaitExit("t6");
   EXPECT_EQ(e.exit_code, 137);
   EXPECT_NE(e.reason.find("signal 9"), std::string::npos) << e.reason;
+}
+
+// On a host whose cgroups are writable (root here), limits and kills are real.
+class CgroupExecutorTest : public LocalExecutorTest {
+ protected:
+  bool Available() {
+    auto cg = Cgroups::Detect("/sys/fs/cgroup", "drover-test");
+    return cg->mode() != Cgroups::Mode::kNone;
+  }
+};
+
+TEST_F(CgroupExecutorTest, AMemoryHogIsKilledAndReportedAsOutOfMemory) {
+  if (!Available()) GTEST_SKIP() << "no writable cgroups on this host";
+  // Given a 32 MiB limit and a pipeline that buffers 200 MB, the OOM killer should end it.
+  auto s = Spec("oom", {"sh", "-c", "head -c 200000000 /dev/zero | tail -n 1 > /dev/null"});
+  s.memory_mib = 32;
+  ASSERT_TRUE(exec_->Start(s).ok());
+  TaskEvent e = WaitExit("oom");
+  EXPECT_EQ(e.reason, "OutOfMemoryError: Container killed due to memory usage");
+  EXPECT_NE(e.exit_code, 0);
+  EXPECT_GT(e.peak_memory_bytes, 16 << 20);
+  EXPECT_LE(e.peak_memory_bytes, 33 << 20);
+}
+
+TEST_F(CgroupExecutorTest, DaemonizedChildrenDieWithTheAttempt) {
+  if (!Available()) GTEST_SKIP() << "no writable cgroups on this host";
+  // Given a job that leaves a setsid'd daemon behind (out of its process group),
+  // the attempt's end should still kill it: the cgroup has it.
+  auto pidfile = (root_ / "daemon.pid").string();
+  auto s = Spec("daemon", {"sh", "-c", "setsid sleep 300 & echo $! > " + pidfile + "; sleep 0.2"});
+  ASSERT_TRUE(exec_->Start(s).ok());
+  TaskEvent e = WaitExit("daemon");
+  EXPECT_EQ(e.exit_code, 0);
+  EXPECT_GE(e.cpu_time_ns, 0);
+  std::ifstream in(pidfile);
+  pid_t daemon = 0;
+  in >> daemon;
+  ASSERT_GT(daemon, 0);
+  bool alive = true;
+  for (int i = 0; i < 100 && alive; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(daemon) + "/stat");
+    std::string line;
+    alive = std::getline(stat, line) && line[line.rfind(')') + 2] != 'Z';
+    if (alive) usleep(10000);
+  }
+  EXPECT_FALSE(alive) << "daemon " << daemon << " survived its attempt";
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -108,6 +109,25 @@ Status ResolveJobUser(const std::string& name, service::ServiceConfig& cfg) {
   return Status::Ok();
 }
 
+// Can an attempt's user reach its scratch directories? Every directory above
+// them must let others through (o+x); a data dir under /root does not.
+Status CheckScratchReachable(const service::ServiceConfig& cfg, uid_t uid) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(cfg.job_gid.value_or(65534)) != 0 ||
+        ::setuid(uid) != 0) {
+      ::_exit(2);
+    }
+    ::_exit(::access(cfg.scratch_root.c_str(), X_OK) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  if (pid < 0 || ::waitpid(pid, &status, 0) != pid) return Status::Server("fork failed");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  return Status::Client("jobs run as an unprivileged user, which cannot reach " +
+                        cfg.scratch_root + ": every directory above it needs o+x (for example "
+                        "chmod o+x on the parents of the data dir), or choose another --data");
+}
+
 }  // namespace
 
 int RunServer(const ServerOptions& opts) {
@@ -155,7 +175,11 @@ int RunServer(const ServerOptions& opts) {
   cfg.host_capacity.memory_mib =
       static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE) / (1 << 20);
   cfg.log_root = (dir / "logs").string();
-  cfg.scratch_root = (dir / "scratch").string();
+  cfg.scratch_root = opts.scratch_dir.empty() ? (dir / "scratch").string() : opts.scratch_dir;
+  if (!opts.scratch_dir.empty()) {
+    fs::create_directories(opts.scratch_dir, ec);
+    ::chmod(opts.scratch_dir.c_str(), 0711);
+  }
   cfg.log_cap_bytes = static_cast<uint64_t>(opts.job_log_cap_mib) << 20;
   cfg.job_retention_ms = opts.job_retention_hours * 3600 * 1000;
   if (opts.min_time_seconds > 0) {
@@ -166,6 +190,25 @@ int RunServer(const ServerOptions& opts) {
   ::gethostname(hostname, sizeof hostname - 1);
   cfg.host_name = hostname;
   if (Status s = ResolveJobUser(opts.job_user, cfg); !s.ok()) return fail(s);
+  if (cfg.job_uid) {
+    cfg.job_uid_base = opts.job_uid_base;
+    cfg.job_uid_count = opts.job_uid_count;
+    uid_t probe = cfg.job_uid_count > 0 ? cfg.job_uid_base : *cfg.job_uid;
+    Status reachable = CheckScratchReachable(cfg, probe);
+    if (!reachable.ok() && opts.scratch_dir.empty()) {
+      // The data dir sits where others may not pass (e.g. under /root): give
+      // the jobs scratch space elsewhere rather than fail every one of them.
+      std::string fallback = "/var/tmp/drover-scratch/" +
+                             std::to_string(std::hash<std::string>{}(dir.string()) % 1000000007);
+      fs::create_directories(fallback, ec);
+      ::chmod("/var/tmp/drover-scratch", 0711);
+      ::chmod(fallback.c_str(), 0711);
+      LOG_WARN("{}; using {} for job scratch directories instead", reachable.message(), fallback);
+      cfg.scratch_root = fallback;
+      reachable = CheckScratchReachable(cfg, probe);
+    }
+    if (!reachable.ok()) return fail(reachable);
+  }
   service::BatchService svc(cfg, **store, clock, ids);
   if (Status s = svc.Load(); !s.ok()) return fail(s);
   if (Status s = SetUpCredentials(opts, dir, svc); !s.ok()) return fail(s);
@@ -195,6 +238,7 @@ int RunServer(const ServerOptions& opts) {
   LOG_INFO("jobs run on this host: {} vCPU, {} MiB{}", cfg.host_capacity.vcpus,
            cfg.host_capacity.memory_mib,
            cfg.job_uid ? " as user " + opts.job_user : std::string());
+  LOG_INFO("job containment: {}", executor->Describe());
 
   std::thread signals([&] {
     int sig = 0;

@@ -23,6 +23,12 @@ struct ServerOptions {
   int threads = 0;               // 0: one per core
   // Jobs.
   std::string job_user = "drover-job";  // attempts run as this user when the server is root
+  // ... each under its own uid from this range (0: all as job_user's uid).
+  uint32_t job_uid_base = 0x70000000;
+  uint32_t job_uid_count = 1 << 20;
+  // Where attempts get their scratch directories. Default: DIR/scratch, or, when
+  // the job user cannot reach it (a data dir under /root), /var/tmp/drover-scratch/...
+  std::string scratch_dir;
   int64_t kill_grace_seconds = 30;       // TerminateJob: SIGTERM, then SIGKILL after this
   int64_t job_log_cap_mib = 64;          // output kept per attempt
   int64_t job_retention_hours = 168;     // finished jobs and their logs are kept this long

@@ -41,6 +41,10 @@ struct ServiceConfig {
   std::string scratch_root;  // per-attempt working directories
   std::optional<uid_t> job_uid;  // attempts run as this user when set
   std::optional<gid_t> job_gid;
+  // When > 0, each attempt runs as its own uid, job_uid_base + (n % job_uid_count),
+  // so concurrent jobs cannot read each other's scratch directories.
+  uid_t job_uid_base = 0;
+  uint32_t job_uid_count = 0;
   uint64_t log_cap_bytes = 64ull << 20;
   int64_t job_retention_ms = 7LL * 24 * 3600 * 1000;
   // AWS's minimums: attemptDurationSeconds >= 60, jobStateTimeLimitActions
@@ -211,6 +215,7 @@ class BatchService {
   std::map<std::string, std::map<std::string, double>> share_history_;
   int64_t share_history_at_ = 0;
   int64_t last_prune_ms_ = 0;
+  uint64_t next_uid_ = 0;
 
   exec::Executor* executor_ = nullptr;
   std::mutex sched_mu_;

@@ -296,7 +296,9 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
       }
     }
   }
-  container["logStreamName"] = stream;
+  // The stream is named in DescribeJobs once the attempt runs (it exists then).
+  doc["drover:logStream"] = stream;
+  container.erase("logStreamName");
   container["taskArn"] = "arn:aws:ecs:" + arns_.region() + ":" + arns_.account() + ":task/" +
                          ce.name + "_Batch/" + spec.task_id;
   container["containerInstanceArn"] = "arn:aws:ecs:" + arns_.region() + ":" + arns_.account() +
@@ -314,12 +316,16 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
   std::error_code ec;
   std::filesystem::create_directories(scratch, ec);
   ::chmod(scratch.c_str(), 0700);
-  if (cfg_.job_uid) {
-    [[maybe_unused]] int rc = ::chown(scratch.c_str(), *cfg_.job_uid, cfg_.job_gid.value_or(0));
-  }
-  spec.workdir = scratch;
   spec.uid = cfg_.job_uid;
   spec.gid = cfg_.job_gid;
+  if (cfg_.job_uid && cfg_.job_uid_count > 0) {
+    spec.uid = cfg_.job_uid_base + static_cast<uid_t>(next_uid_++ % cfg_.job_uid_count);
+  }
+  if (spec.uid) {
+    [[maybe_unused]] int rc = ::chown(scratch.c_str(), *spec.uid, spec.gid.value_or(0));
+  }
+  spec.workdir = scratch;
+  spec.remove_workdir = true;
   spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
               "HOME=" + scratch, "TMPDIR=" + scratch};
   if (const auto* env = GetArray(container, "environment")) {
@@ -336,6 +342,17 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
   if (job.index >= 0) spec.env.push_back("AWS_BATCH_JOB_ARRAY_INDEX=" + std::to_string(job.index));
   if (const auto* cmd = GetArray(container, "command")) {
     for (const auto& a : *cmd) spec.argv.emplace_back(a.as_string());
+  }
+  // Limits: memory as a hard limit, vCPU as CPU weight (ECS on EC2), and also as a
+  // hard quota on Fargate compute environments or ones tagged drover.cpu=hard.
+  spec.memory_mib = job.need.memory_mib;
+  spec.vcpus = job.need.vcpus;
+  if (const auto* cr = GetObject(ce.doc, "computeResources")) {
+    std::string_view t = GetString(*cr, "type").value_or("");
+    spec.hard_cpu = t == "FARGATE" || t == "FARGATE_SPOT";
+  }
+  if (const auto* tags = GetObject(ce.doc, "tags"); tags && GetString(*tags, "drover.cpu") == "hard") {
+    spec.hard_cpu = true;
   }
 
   spec.log_header.push_back("[drover] job " + job.id + " attempt " +
@@ -395,6 +412,15 @@ void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& o
                        {"startedAt", job.started_at ? job.started_at : ev.at_ms},
                        {"stoppedAt", ev.at_ms},
                        {"statusReason", attempt_reason}};
+  // What the attempt used, to right-size jobs (a Drover extension clients ignore).
+  if (ev.peak_memory_bytes >= 0 || ev.cpu_time_ns >= 0) {
+    json::object usage;
+    if (ev.peak_memory_bytes >= 0) {
+      usage["peakMemoryMiB"] = static_cast<double>(ev.peak_memory_bytes) / (1 << 20);
+    }
+    if (ev.cpu_time_ns >= 0) usage["cpuSeconds"] = static_cast<double>(ev.cpu_time_ns) / 1e9;
+    attempt["resourceUsage"] = std::move(usage);
+  }
   doc["attempts"].as_array().push_back(std::move(attempt));
   ++job.attempts;
   HoldConsumables(job, false);
@@ -433,7 +459,11 @@ void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
     if (!j || j->task_id != ev.task_id) return;  // a stale event of an older attempt
     if (ev.kind == exec::TaskEvent::Kind::kRunning) {
       j->started_at = ev.at_ms;
-      resources_.at(j->arn).doc["startedAt"] = ev.at_ms;
+      json::object& doc = resources_.at(j->arn).doc;
+      doc["startedAt"] = ev.at_ms;
+      if (auto stream = GetString(doc, "drover:logStream")) {
+        doc["container"].as_object()["logStreamName"] = *stream;
+      }
       SetJobStatus(*j, "RUNNING", "");
       out.puts.push_back(j->arn);
     } else {
@@ -616,6 +646,10 @@ void BatchService::SchedulePass() {
     if (!s.ok()) {
       Outcome out;
       j->terminate_reason.clear();
+      json::object& doc = resources_.at(j->arn).doc;
+      if (auto stream = GetString(doc, "drover:logStream"); stream && s.code() == Code::kClient) {
+        doc["container"].as_object()["logStreamName"] = *stream;  // its header explains
+      }
       exec::TaskEvent ev{exec::TaskEvent::Kind::kExited, spec.task_id, spec.job_id,
                          spec.attempt, clock_.NowMillis(), -1, s.message()};
       FinishAttempt(*j, ev, out);

@@ -28,6 +28,7 @@ class FakeExecutor : public exec::Executor {
     terminated.push_back(task_id + ":" + reason);
   }
   void Shutdown() override {}
+  std::string Describe() const override { return "fake"; }
   BatchService* svc = nullptr;
   std::string fail_with;
   std::vector<exec::TaskSpec> started;

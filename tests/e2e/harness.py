@@ -85,6 +85,9 @@ class DroverServer:
 
     def __init__(self, credentials=True, region=None, account_id=None, extra_args=()):
         self.tmp = tempfile.mkdtemp(prefix="drover-e2e-")
+        # Jobs run as unprivileged users and reach their scratch dirs under the data
+        # dir: its parents must let others through (mkdtemp makes 0700).
+        os.chmod(self.tmp, 0o711)
         self.data_dir = os.path.join(self.tmp, "data")
         self.region = region or REGION
         self.account_id = account_id or ACCOUNT_ID

@@ -14,7 +14,6 @@ import configparser
 import json
 import os
 import re
-import subprocess
 import time
 import unittest
 
@@ -356,11 +355,14 @@ class JobRunTest(JobsTestCase):
                           ("SHARED", "shared-from-override")])
         # A command override replaces the command; Ref:: applies to it too; a
         # definition named by name:revision uses that revision.
-        job = self.run_job(["echo", "Ref::greeting", "Ref::target"], jd=jd + ":1",
-                           parameters={"greeting": "hi", "target": "there"},
+        # (A name that extends another, greeting_long, is substituted whole.)
+        job = self.run_job(["echo", "Ref::greeting", "Ref::target", "Ref::greeting_long"],
+                           jd=jd + ":1",
+                           parameters={"greeting": "hi", "target": "there",
+                                       "greeting_long": "LONG"},
                            overrides={"resourceRequirements": [{"type": "VCPU", "value": "0.5"}]})
         self.assertEqual(job["status"], "SUCCEEDED", job)
-        self.assertEqual(self.output(job["jobId"]), ["hi there"])
+        self.assertEqual(self.output(job["jobId"]), ["hi there LONG"])
         self.assertEqual(job["jobDefinition"], self.arn("job-definition", jd + ":1"))
         self.assertIn({"type": "VCPU", "value": "0.5"}, job["container"]["resourceRequirements"])
         self.assertIn({"type": "MEMORY", "value": "64"}, job["container"]["resourceRequirements"])
@@ -426,6 +428,7 @@ class JobRunTest(JobsTestCase):
                                              self.arn("job", job_id)])["jobs"]
         self.assertEqual([j["jobId"] for j in got], [job_id, job_id])
         self.assertEqual(self.batch.describe_jobs(jobs=["0000-unknown"])["jobs"], [])
+        self.assertClientError(self.raw.describe_jobs, jobs=[job_id] * 101)
         self.wait_done(job_id)
 
     def test_submit_refuses_what_it_cannot_run(self):
@@ -563,6 +566,8 @@ class JobControlTest(JobsTestCase):
         waiting = self.submit(["echo", "never"], dependsOn=[{"jobId": first}])
         job = self.wait_status(waiting, "PENDING")
         self.assertEqual(job["dependsOn"], [{"jobId": first}])
+        downstream = self.submit(["echo", "never either"], dependsOn=[{"jobId": waiting}])
+        self.wait_status(downstream, "PENDING")
         self.batch.cancel_job(jobId=waiting, reason="cancelled by the e2e test")
         job = self.wait_done(waiting)
         self.assertEqual(job["status"], "FAILED")
@@ -570,6 +575,11 @@ class JobControlTest(JobsTestCase):
         self.assertIs(job["isCancelled"], True)
         self.assertEqual(job["attempts"], [])
         self.assertNotIn("startedAt", job)
+        # Its dependents fail too (they can never run).
+        job = self.wait_done(downstream)
+        self.assertEqual(job["status"], "FAILED", job)
+        self.assertIn(waiting, job["statusReason"])
+        self.assertEqual(job["attempts"], [])
         # CancelJob of a started job succeeds and changes nothing.
         self.batch.cancel_job(jobId=first, reason="too late")
         running = self.describe(first)
@@ -767,6 +777,30 @@ class ListJobsTest(JobsTestCase):
         self.assertEqual(sorted(paginated), sorted(ids))
         self.assertEqual(len(paginated), 5)
 
+    def test_list_jobs_lists_running_by_default_and_waiting_jobs_by_status(self):
+        """Given a running job, a job pending on it and a job that cannot fit, ListJobs without jobStatus should list only the running one, and PENDING / RUNNABLE the others."""
+        queue = self.new_queue()
+        running = self.submit(gated(), queue=queue, name="is-running")
+        self.wait_status(running, "RUNNING")
+        pending = self.submit(["true"], queue=queue, name="is-pending",
+                              dependsOn=[{"jobId": running}])
+        runnable = self.submit(["true"], queue=queue, name="is-runnable",
+                               vcpus=self.ce_max_vcpus + 1)
+        self.wait_status(pending, "PENDING")
+        self.wait_status(runnable, "RUNNABLE")
+
+        def listed(**kwargs):
+            return [(s["jobId"], s["status"]) for s in
+                    self.batch.list_jobs(jobQueue=queue, **kwargs)["jobSummaryList"]]
+        self.assertEqual(listed(), [(running, "RUNNING")])
+        self.assertEqual(listed(jobStatus="RUNNING"), [(running, "RUNNING")])
+        self.assertEqual(listed(jobStatus="PENDING"), [(pending, "PENDING")])
+        self.assertEqual(listed(jobStatus="RUNNABLE"), [(runnable, "RUNNABLE")])
+        self.assertEqual(listed(jobStatus="SUBMITTED"), [])
+        summary = self.batch.list_jobs(jobQueue=queue)["jobSummaryList"][0]
+        self.assertIn("startedAt", summary)
+        self.assertEqual(summary["jobName"], "is-running")
+
     def test_list_jobs_refuses_bad_selectors(self):
         """Given no jobQueue, or jobQueue with arrayJobId, or an unknown queue or filter, ListJobs should be a ClientException."""
         self.assertClientError(self.raw.list_jobs)
@@ -815,6 +849,23 @@ class JobIsolationTest(JobsTestCase):
             self.assertNotEqual(rc, "0", "a job could %s" % what)
 
 
+    def test_job_cannot_read_another_jobs_scratch_dir(self):
+        """Given a job that wrote a file in its scratch dir, another job (knowing the path) should not be able to read it, while the first runs or after it finished."""
+        owner = self.submit(gated(before="echo private-data-of-the-owner > private.txt"))
+        scratch = self.wait_line(owner, r"^gate-dir=(.+)$").group(1)
+        peek = 'cat "%s/private.txt"; echo "rc=$?"; ls "%s" >/dev/null 2>&1; echo "ls=$?"' % (
+            scratch, scratch)
+        while_running = self.run_job(peek)
+        self.release(owner)
+        self.assertEqual(self.wait_done(owner)["status"], "SUCCEEDED")
+        after_end = self.run_job(peek)
+        for job, when in ((while_running, "while it ran"), (after_end, "after it finished")):
+            lines = self.output(job["jobId"])
+            self.assertNotIn("private-data-of-the-owner", lines,
+                             "a job read another job's scratch file %s" % when)
+            self.assertNotIn("ls=0", lines, "a job listed another job's scratch dir %s" % when)
+
+
 class RestartTest(JobsTestCase):
     """What a restart keeps: finished jobs and their logs; running attempts are lost."""
 
@@ -839,42 +890,52 @@ class RestartTest(JobsTestCase):
         self.assertEqual(self.run_job(["echo", "after restart"])["status"], "SUCCEEDED")
 
     def test_running_attempts_are_retried_or_failed_after_a_restart(self):
-        """Given jobs running when the server stops, after the restart one with attempts left should run its next attempt and one without should be FAILED with a Host lost reason; no process of the lost attempts should survive."""
-        lost = self.submit(gated(before="sleep 300 & echo child=$!"))
+        """Given jobs running when the server stops, after the restart one with attempts left should run its next attempt and those without should be FAILED with a Host lost reason and no exit code; no process of the lost attempts should survive."""
+        lost = [self.submit(gated(before="sleep 300 & echo child=$!")) for _ in range(3)]
         retried = self.submit('if [ "$AWS_BATCH_JOB_ATTEMPT" = 1 ]; then ' + gated() + '; fi; '
                               'echo "attempt $AWS_BATCH_JOB_ATTEMPT"', retryStrategy={"attempts": 2})
-        child = int(self.wait_line(lost, r"^child=(\d+)$").group(1))
-        self.wait_line(retried, r"^gate-dir=")
-        lost_scratch = self.wait_line(lost, r"^gate-dir=(.+)$").group(1)
-        retried_scratch = self.wait_line(retried, r"^gate-dir=(.+)$").group(1)
+        children = [int(self.wait_line(j, r"^child=(\d+)$").group(1)) for j in lost]
+        scratches = [self.wait_line(j, r"^gate-dir=(.+)$").group(1) for j in lost + [retried]]
         first_stream = self.describe(retried)["container"]["logStreamName"]
+        after_retried = self.submit(["echo", "after retried"], dependsOn=[{"jobId": retried}])
+        after_lost = self.submit(["true"], dependsOn=[{"jobId": lost[0]}])
+        self.wait_status(after_retried, "PENDING")
+        self.wait_status(after_lost, "PENDING")
         self.restart_server(check=False)
         try:
-            job = self.wait_done(lost)
-            self.assertEqual(job["status"], "FAILED", job)
-            self.assertIn("Host lost", job["statusReason"])
-            self.assertEqual(len(job["attempts"]), 1)
-            self.assertNotIn("exitCode", job["attempts"][0]["container"])
+            for job_id in lost:
+                job = self.wait_done(job_id)
+                # (Killed by the server's own shutdown, the attempt must not pass for
+                # an exit of the job: no "Essential container in task exited", no 137.)
+                self.assertEqual(job["status"], "FAILED", job)
+                self.assertIn("Host lost", job["statusReason"], job)
+                self.assertEqual(len(job["attempts"]), 1)
+                self.assertNotIn("exitCode", job["attempts"][0]["container"], job)
             job = self.wait_done(retried)
             self.assertEqual(job["status"], "SUCCEEDED", job)
             self.assertEqual(len(job["attempts"]), 2, job)
             self.assertIn("Host lost", job["attempts"][0]["statusReason"])
             self.assertEqual(self.output(retried), ["attempt 2"])
-            self.assertIn("gate-dir=" + retried_scratch, self.messages(first_stream))
-            self.wait_for("the lost attempt's processes to be gone",
-                          lambda: not pid_alive(child), timeout=5)
+            self.assertIn("gate-dir=" + scratches[-1], self.messages(first_stream))
+            # Dependents wait across the restart: one runs, the other fails.
+            self.assertEqual(self.wait_done(after_retried)["status"], "SUCCEEDED")
+            self.assertEqual(self.output(after_retried), ["after retried"])
+            job = self.wait_done(after_lost)
+            self.assertEqual((job["status"], job["attempts"]), ("FAILED", []), job)
+            self.wait_for("the lost attempts' processes to be gone",
+                          lambda: not any(pid_alive(c) for c in children), timeout=5)
         finally:
             # Whatever the outcome, let the old attempts' scripts end.
-            for scratch in (lost_scratch, retried_scratch):
+            for scratch in scratches:
                 try:
                     open(os.path.join(scratch, "gate"), "w").close()
                 except OSError:
                     pass
-            try:
-                os.kill(child, 9)
-            except OSError:
-                pass
-
+            for child in children:
+                try:
+                    os.kill(child, 9)
+                except OSError:
+                    pass
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,82 @@
+// Cgroups: one control group per job attempt, for limits, accounting and
+// killing the whole process tree, on whichever layout the host has:
+//
+//   kV2      pure cgroup v2 (production hosts): memory.max, cpu.weight/cpu.max,
+//            pids.max, memory.peak, memory.events oom_kill, cgroup.kill.
+//   kHybrid  v1 controllers (memory, cpu, cpuacct, pids) for limits and
+//            accounting, plus the v2 "unified" hierarchy for tracking and
+//            cgroup.kill when it is there (this project's machines).
+//   kNone    nothing writable: attempts run with setsid + rlimits only, and
+//            limits are best effort.
+//
+// Layout is detected once at start from the cgroupfs root (injectable, so the
+// v2 code path is tested against a directory of plain files).
+//
+// Thread-safety: a Cgroups object is immutable after Detect(); its methods may
+// be called from any thread for different groups.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace drover::exec {
+
+struct CgroupLimits {
+  int64_t memory_bytes = 0;  // 0: none
+  double vcpus = 0;          // CPU weight: 1,024 shares per vCPU (as ECS on EC2)
+  bool hard_cpu = false;     // also a hard quota of `vcpus` (as Fargate)
+  int64_t pids_max = 0;      // 0: none
+};
+
+struct CgroupUsage {
+  int64_t peak_memory_bytes = -1;  // -1: unknown
+  int64_t cpu_time_ns = -1;
+  bool oom_killed = false;
+};
+
+// One attempt's group: the directories it spans (one per v1 hierarchy, or one).
+struct CgroupGroup {
+  std::vector<std::string> dirs;  // every directory created for the attempt
+  std::string kill_dir;           // where cgroup.kill lives ("" when there is none)
+  std::string memory_dir, cpuacct_dir, freezer_dir;
+  bool v2 = false;
+};
+
+class Cgroups {
+ public:
+  enum class Mode { kNone, kHybrid, kV2 };
+
+  // Detects the layout under `root` and prepares the parent group `parent`
+  // (e.g. "drover") in each hierarchy. Never fails: kNone when unusable.
+  static std::unique_ptr<Cgroups> Detect(const std::string& root = "/sys/fs/cgroup",
+                                         const std::string& parent = "drover");
+
+  Mode mode() const { return mode_; }
+  // One line for the server log: the layout and what it enforces.
+  std::string Describe() const;
+
+  // Creates the attempt's group(s) and applies the limits.
+  Result<CgroupGroup> Create(const std::string& name, const CgroupLimits& limits) const;
+  // The files a process writes its pid into to join the group (the child does,
+  // before exec, so everything it starts is inside).
+  std::vector<std::string> ProcsFiles(const CgroupGroup& g) const;
+  // Kills every process in the group, daemonized ones included.
+  void Kill(const CgroupGroup& g) const;
+  // Peak memory, CPU time and whether the OOM killer struck. Read before Remove().
+  CgroupUsage Usage(const CgroupGroup& g) const;
+  // True once no process is left in the group.
+  bool Empty(const CgroupGroup& g) const;
+  // Removes the group's directories; false while a process is still exiting.
+  bool Remove(const CgroupGroup& g) const;
+
+ private:
+  Mode mode_ = Mode::kNone;
+  std::string root_, parent_;
+  bool has_unified_ = false;  // hybrid: the v2 unified hierarchy is writable
+  std::string reason_;        // why kNone
+};
+
+}  // namespace drover::exec
