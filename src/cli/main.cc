@@ -40,6 +40,8 @@ drover::cli::Runner SetUpServer(CLI::App& app) {
   app.add_option("--job-uid-count", opts->job_uid_count,
                  "size of the per-attempt uid range (0: every attempt as --job-user)")
       ->capture_default_str();
+  app.add_option("--gpu-ids", opts->gpu_ids,
+                 "GPU ids this host offers, e.g. 0,1 (default: /dev/nvidia<N> devices)");
   app.add_option("--scratch", opts->scratch_dir,
                  "where attempts get scratch directories (default: <data>/scratch)");
   app.add_option("--kill-grace-seconds", opts->kill_grace_seconds,

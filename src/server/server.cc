@@ -186,6 +186,18 @@ int RunServer(const ServerOptions& opts) {
     cfg.min_attempt_seconds = std::min(cfg.min_attempt_seconds, opts.min_time_seconds);
     cfg.min_time_limit_seconds = std::min(cfg.min_time_limit_seconds, opts.min_time_seconds);
   }
+  if (!opts.gpu_ids.empty()) {
+    std::stringstream ss(opts.gpu_ids);
+    std::string id;
+    while (std::getline(ss, id, ',')) {
+      if (!id.empty()) cfg.gpu_ids.push_back(id);
+    }
+  } else {
+    for (int i = 0; i < 64; ++i) {
+      if (fs::exists("/dev/nvidia" + std::to_string(i), ec)) cfg.gpu_ids.push_back(std::to_string(i));
+    }
+  }
+  cfg.host_capacity.gpus = static_cast<int64_t>(cfg.gpu_ids.size());
   char hostname[256] = "localhost";
   ::gethostname(hostname, sizeof hostname - 1);
   cfg.host_name = hostname;
@@ -235,8 +247,8 @@ int RunServer(const ServerOptions& opts) {
                                           [&svc](const exec::TaskEvent& e) { svc.OnTaskEvent(e); });
   svc.SetExecutor(executor.get());
   svc.StartScheduler();
-  LOG_INFO("jobs run on this host: {} vCPU, {} MiB{}", cfg.host_capacity.vcpus,
-           cfg.host_capacity.memory_mib,
+  LOG_INFO("jobs run on this host: {} vCPU, {} MiB, {} GPU{}", cfg.host_capacity.vcpus,
+           cfg.host_capacity.memory_mib, cfg.host_capacity.gpus,
            cfg.job_uid ? " as user " + opts.job_user : std::string());
   LOG_INFO("job containment: {}", executor->Describe());
 

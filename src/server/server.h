@@ -29,6 +29,8 @@ struct ServerOptions {
   // Where attempts get their scratch directories. Default: DIR/scratch, or, when
   // the job user cannot reach it (a data dir under /root), /var/tmp/drover-scratch/...
   std::string scratch_dir;
+  // The host's GPUs: ids to hand out (e.g. "0,1"); empty: /dev/nvidia<N> devices.
+  std::string gpu_ids;
   int64_t kill_grace_seconds = 30;       // TerminateJob: SIGTERM, then SIGKILL after this
   int64_t job_log_cap_mib = 64;          // output kept per attempt
   int64_t job_retention_hours = 168;     // finished jobs and their logs are kept this long

@@ -141,6 +141,10 @@ Status BatchService::Load() {
     Resource& stored = resources_[res.arn] = std::move(res);
     if (stored.kind == kJob) IndexJob(stored);
   }
+  free_gpus_ = std::set<std::string>(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end());
+  for (const auto& [id, j] : live_) {
+    for (const auto& g : j->gpus) free_gpus_.erase(g);
+  }
   return Status::Ok();
 }
 

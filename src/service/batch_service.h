@@ -37,6 +37,7 @@ struct ServiceConfig {
   std::string account_id = "123456789012";
   // Jobs on this host.
   sched::Resources host_capacity{2, 2048, 0};
+  std::vector<std::string> gpu_ids;  // the host's GPUs (host_capacity.gpus == their count)
   std::string log_root;      // job output streams (logs::StreamWriter layout)
   std::string scratch_root;  // per-attempt working directories
   std::optional<uid_t> job_uid;  // attempts run as this user when set
@@ -216,6 +217,7 @@ class BatchService {
   int64_t share_history_at_ = 0;
   int64_t last_prune_ms_ = 0;
   uint64_t next_uid_ = 0;
+  std::set<std::string> free_gpus_;  // GPU ids no running attempt holds
 
   exec::Executor* executor_ = nullptr;
   std::mutex sched_mu_;

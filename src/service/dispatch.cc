@@ -340,6 +340,24 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
   spec.env.push_back("AWS_BATCH_JQ_NAME=" + queue.name);
   spec.env.push_back("AWS_BATCH_CE_NAME=" + ce.name);
   if (job.index >= 0) spec.env.push_back("AWS_BATCH_JOB_ARRAY_INDEX=" + std::to_string(job.index));
+  // GPUs: the attempt gets exactly its devices.
+  job.gpus.clear();
+  for (auto it = free_gpus_.begin();
+       it != free_gpus_.end() && static_cast<int64_t>(job.gpus.size()) < job.need.gpus;) {
+    job.gpus.push_back(*it);
+    it = free_gpus_.erase(it);
+  }
+  if (!job.gpus.empty()) {
+    std::string list;
+    json::array ids;
+    for (const auto& g : job.gpus) {
+      list += (list.empty() ? "" : ",") + g;
+      ids.emplace_back(g);
+    }
+    spec.env.push_back("CUDA_VISIBLE_DEVICES=" + list);
+    spec.env.push_back("NVIDIA_VISIBLE_DEVICES=" + list);
+    doc["drover:gpus"] = std::move(ids);
+  }
   if (const auto* cmd = GetArray(container, "command")) {
     for (const auto& a : *cmd) spec.argv.emplace_back(a.as_string());
   }
@@ -424,6 +442,9 @@ void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& o
   doc["attempts"].as_array().push_back(std::move(attempt));
   ++job.attempts;
   HoldConsumables(job, false);
+  for (const auto& g : job.gpus) free_gpus_.insert(g);
+  job.gpus.clear();
+  doc.erase("drover:gpus");
   job.ce.clear();
   job.task_id.clear();
   job.started_at = 0;

@@ -43,6 +43,7 @@ struct BatchService::Job {
   int64_t priority = 0;  // schedulingPriority (within its share)
   std::vector<std::pair<std::string, int64_t>> consumables;  // resource name -> quantity
   bool holds_consumables = false;  // the current attempt holds them
+  std::vector<std::string> gpus;   // GPU ids the current attempt holds
   // Array jobs. A parent is never scheduled: its status follows its children.
   std::string parent;                  // child: the parent's id
   int index = -1;                      // child: AWS_BATCH_JOB_ARRAY_INDEX

@@ -143,6 +143,9 @@ void BatchService::IndexJob(const Resource& r) {
     }
   }
   job->holds_consumables = !job->ce.empty() && !job->consumables.empty();
+  if (const auto* gpus = GetArray(r.doc, "drover:gpus"); gpus && !job->ce.empty()) {
+    for (const auto& g : *gpus) job->gpus.emplace_back(g.as_string());
+  }
   if (const auto* ap = GetObject(r.doc, "arrayProperties")) {
     if (auto idx = GetInt(*ap, "index")) {
       job->index = static_cast<int>(*idx);

@@ -426,5 +426,42 @@ TEST_F(JobsTest, ConsumableResourcesAreHeldWhileJobsRunAndReturnedAfter) {
       {"consumableResource":"nope","quantity":1}]}})")).ok());
 }
 
+TEST_F(JobsTest, GpuJobsGetExactlyTheirDevices) {
+  // Given a host with GPUs a and b, two 1-GPU jobs get one each; a third waits; ids come back.
+  ServiceConfig cfg;
+  cfg.host_capacity = {8, 4096, 2};
+  cfg.gpu_ids = {"a", "b"};
+  cfg.scratch_root = scratch_.string();
+  cfg.log_root = (scratch_ / "logs").string();
+  BatchService gsvc(cfg, *store_, clock_, ids_);
+  ASSERT_TRUE(gsvc.Load().ok());
+  FakeExecutor gexec;
+  gexec.svc = &gsvc;
+  gsvc.SetExecutor(&gexec);
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 3; ++i) {
+    auto r = gsvc.CallSync("SubmitJob", J(R"({"jobName":"g","jobQueue":"q","jobDefinition":"jd",
+        "containerOverrides":{"resourceRequirements":[{"type":"GPU","value":"1"}]}})"));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    jobs.emplace_back(r.value()["jobId"].as_string());
+  }
+  gsvc.SchedulePass();
+  ASSERT_EQ(gexec.started.size(), 2u);
+  auto gpu_env = [](const exec::TaskSpec& s) {
+    for (const auto& e : s.env) {
+      if (e.rfind("CUDA_VISIBLE_DEVICES=", 0) == 0) return e.substr(21);
+    }
+    return std::string();
+  };
+  std::set<std::string> given{gpu_env(gexec.started[0]), gpu_env(gexec.started[1])};
+  EXPECT_EQ(given, (std::set<std::string>{"a", "b"}));
+  gsvc.OnTaskEvent({exec::TaskEvent::Kind::kExited, gexec.started[0].task_id,
+                    gexec.started[0].job_id, 1, 2000, 0, ""});
+  gsvc.SchedulePass();
+  ASSERT_EQ(gexec.started.size(), 3u);
+  EXPECT_EQ(gpu_env(gexec.started[2]), gpu_env(gexec.started[0]));
+  gsvc.SetExecutor(nullptr);
+}
+
 }  // namespace
 }  // namespace drover::service

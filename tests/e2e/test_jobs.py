@@ -866,6 +866,37 @@ class JobIsolationTest(JobsTestCase):
             self.assertNotIn("ls=0", lines, "a job listed another job's scratch dir %s" % when)
 
 
+class GpuTest(JobsTestCase):
+    """A host that declares two (fake) GPUs with --gpu-ids."""
+
+    server_options = {"extra_args": ("--gpu-ids", "7,9")}
+
+    def test_gpu_jobs_see_exactly_their_devices(self):
+        """Given GPUs 7 and 9, two 1-GPU jobs should each see one distinct device in CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES."""
+        gpu = [{"type": "VCPU", "value": self.job_vcpus}, {"type": "GPU", "value": "1"}]
+        ids = [self.submit("echo cuda=$CUDA_VISIBLE_DEVICES nvidia=$NVIDIA_VISIBLE_DEVICES",
+                           overrides={"resourceRequirements": gpu}) for _ in range(2)]
+        seen = set()
+        for job_id in ids:
+            self.assertEqual(self.wait_done(job_id)["status"], "SUCCEEDED")
+            line = [m for m in self.messages(self.stream_of(job_id)) if m.startswith("cuda=")][0]
+            cuda, nvidia = line.split()
+            self.assertEqual(cuda[len("cuda="):], nvidia[len("nvidia="):])
+            seen.add(cuda[len("cuda="):])
+        self.assertTrue(seen <= {"7", "9"}, seen)
+
+    def test_a_job_asking_for_more_gpus_than_the_host_has_says_so(self):
+        """Given 2 GPUs, a 3-GPU job should stay RUNNABLE with a MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT reason."""
+        gpu = [{"type": "VCPU", "value": self.job_vcpus}, {"type": "GPU", "value": "3"}]
+        job_id = self.submit("true", overrides={"resourceRequirements": gpu})
+        job = self.wait_for("a reason", lambda: (self.describe(job_id).get("statusReason", "")
+                                                 .startswith("MISCONFIGURATION") and
+                                                 self.describe(job_id)))
+        self.assertEqual(job["status"], "RUNNABLE")
+        self.assertIn("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT", job["statusReason"])
+        self.assertIn("2 GPU", job["statusReason"])
+
+
 class RestartTest(JobsTestCase):
     """What a restart keeps: finished jobs and their logs; running attempts are lost."""
 

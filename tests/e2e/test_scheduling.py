@@ -17,13 +17,12 @@ clock.
 One server per class; the tests of a class share it (each with its own compute
 environments and queues, and with its leftover jobs terminated at the end)."""
 
-import itertools
 import json
 import os
 import time
 import unittest
 
-from harness import RAW, DroverServer, DroverTestCase, _session
+from harness import DroverTestCase, _session
 
 DEADLINE = 30.0   # seconds: the default bound of every wait
 POLL = 0.05
@@ -45,18 +44,7 @@ class SchedulingTestCase(DroverTestCase):
 
     @classmethod
     def setUpClass(cls):
-        # DroverTestCase.setUpClass, except that the server's temp dir is opened
-        # (o+x) BEFORE the server starts: mkdtemp() makes it 0700, and a server
-        # running as root refuses to start when its unprivileged job user could
-        # not reach the scratch dir below it.
-        super(DroverTestCase, cls).setUpClass()
-        cls.server = DroverServer(**cls.server_options)
-        cls.addClassCleanup(cls.server.cleanup)
-        os.chmod(cls.server.tmp, 0o711)
-        cls.server.start()
-        cls.batch = cls.server.client()
-        cls.raw = cls.server.client(config=RAW)
-        cls._names = itertools.count(1)
+        super().setUpClass()   # DroverServer makes its temp dir o+x: the job user needs it
         cls._logs_client = cls._logs_endpoint = None
 
     # --- resources -----------------------------------------------------------
@@ -251,7 +239,16 @@ class ArrayJobTest(SchedulingTestCase):
         queue = self.new_queue(ce)
         jd = self.new_jd(["true"], vcpus="0.1", memory="16")
         parent = self.submit(queue, jd, arrayProperties={"size": 1000})
-        job = self.wait_done(parent, timeout=60)
+        # While it runs, the summary always accounts for every child exactly once.
+        deadline = time.monotonic() + 60
+        while True:
+            job = self.describe(parent)
+            counts = job["arrayProperties"]["statusSummary"]
+            self.assertEqual(sum(counts.values()), 1000, counts)
+            if job["status"] in TERMINAL:
+                break
+            self.assertLess(time.monotonic(), deadline, "the array did not finish: %s" % counts)
+            time.sleep(0.2)
         self.assertEqual(job["status"], "SUCCEEDED", job.get("statusReason"))
         self.assertEqual(job["arrayProperties"]["size"], 1000)
         self.assertEqual(job["arrayProperties"]["statusSummary"], summary_of(SUCCEEDED=1000))
@@ -601,7 +598,7 @@ class CapacityTest(SchedulingTestCase):
         jobs = self.wait_all(lows + highs)
         for j in jobs.values():
             self.assertEqual(j["status"], "SUCCEEDED", j)
-        order = sorted(jobs.values(), key=lambda j: j["startedAt"])
+        order = sorted(jobs.values(), key=lambda j: (j["startedAt"], j["stoppedAt"]))
         self.assertEqual([j["jobId"] for j in order], highs + lows,
                          [(j["jobQueue"].rsplit("/", 1)[1], j["startedAt"]) for j in order])
         for prev, cur in zip(order, order[1:]):  # one at a time (maxvCpus 1, VCPU 1)
