@@ -178,13 +178,33 @@ Result<CgroupGroup> Cgroups::Create(const std::string& name, const CgroupLimits&
   return g;
 }
 
+CgroupGroup Cgroups::Open(const std::string& name) const {
+  CgroupGroup g;
+  if (mode_ == Mode::kV2) {
+    std::string d = root_ + "/" + parent_ + "/" + name;
+    g.v2 = true;
+    g.dirs.push_back(d);
+    g.kill_dir = g.memory_dir = g.cpuacct_dir = d;
+  } else if (mode_ == Mode::kHybrid) {
+    for (const char* c : kV1Controllers) g.dirs.push_back(root_ + "/" + c + "/" + parent_ + "/" + name);
+    g.memory_dir = root_ + "/memory/" + parent_ + "/" + name;
+    g.cpuacct_dir = root_ + "/cpuacct/" + parent_ + "/" + name;
+    g.freezer_dir = root_ + "/freezer/" + parent_ + "/" + name;
+    if (has_unified_) {
+      g.kill_dir = root_ + "/unified/" + parent_ + "/" + name;
+      g.dirs.push_back(g.kill_dir);
+    }
+  }
+  return g;
+}
+
 std::vector<std::string> Cgroups::ProcsFiles(const CgroupGroup& g) const {
   std::vector<std::string> out;
   for (const auto& d : g.dirs) out.push_back(d + "/cgroup.procs");
   return out;
 }
 
-void Cgroups::Kill(const CgroupGroup& g) const {
+void Cgroups::Kill(const CgroupGroup& g) {
   if (g.dirs.empty()) return;
   if (!g.kill_dir.empty() && WriteFile(g.kill_dir + "/cgroup.kill", "1")) return;
   // No cgroup.kill: freeze, kill every member, thaw (nothing can fork meanwhile).
@@ -195,7 +215,7 @@ void Cgroups::Kill(const CgroupGroup& g) const {
   if (frozen) WriteFile(g.freezer_dir + "/freezer.state", "THAWED");
 }
 
-CgroupUsage Cgroups::Usage(const CgroupGroup& g) const {
+CgroupUsage Cgroups::Usage(const CgroupGroup& g) {
   CgroupUsage u;
   if (g.dirs.empty()) return u;
   if (g.v2) {
@@ -220,7 +240,7 @@ bool Cgroups::Empty(const CgroupGroup& g) const {
   return true;
 }
 
-bool Cgroups::Remove(const CgroupGroup& g) const {
+bool Cgroups::Remove(const CgroupGroup& g) {
   bool all = true;
   for (const auto& d : g.dirs) {
     if (::rmdir(d.c_str()) != 0 && errno != ENOENT) all = false;

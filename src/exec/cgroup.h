@@ -64,13 +64,15 @@ class Cgroups {
   // before exec, so everything it starts is inside).
   std::vector<std::string> ProcsFiles(const CgroupGroup& g) const;
   // Kills every process in the group, daemonized ones included.
-  void Kill(const CgroupGroup& g) const;
+  static void Kill(const CgroupGroup& g);
   // Peak memory, CPU time and whether the OOM killer struck. Read before Remove().
-  CgroupUsage Usage(const CgroupGroup& g) const;
+  static CgroupUsage Usage(const CgroupGroup& g);
+  // The group Create(name, ...) made, without touching anything (re-attaching).
+  CgroupGroup Open(const std::string& name) const;
   // True once no process is left in the group.
   bool Empty(const CgroupGroup& g) const;
   // Removes the group's directories; false while a process is still exiting.
-  bool Remove(const CgroupGroup& g) const;
+  static bool Remove(const CgroupGroup& g);
 
  private:
   Mode mode_ = Mode::kNone;

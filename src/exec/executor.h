@@ -66,7 +66,14 @@ class Executor {
   // Asks an attempt to stop: SIGTERM to the whole process group, then SIGKILL
   // after the grace period. `reason` is reported with kExited.
   virtual void Terminate(const std::string& task_id, const std::string& reason) = 0;
-  // Kills every attempt still running (server shutdown) and stops the threads.
+  // Re-attaches to an attempt a previous server started (after a restart). Its
+  // events follow as for Start(): kRunning if it had started, then kExited when
+  // it ends, or at once if it ended while no server watched (with its true exit
+  // code and time). An attempt that left no trace gets kExited with exit code
+  // -1 and a "Host lost" reason.
+  virtual void Attach(const std::string& task_id, const std::string& job_id, int attempt) = 0;
+  // Stops watching. Attempts run on (they outlive the server) and are
+  // re-attached by the next one.
   virtual void Shutdown() = 0;
   // How attempts are contained here, for the server log.
   virtual std::string Describe() const = 0;
@@ -74,12 +81,14 @@ class Executor {
 
 struct LocalOptions {
   int64_t kill_grace_ms = 30000;
+  std::string run_dir;    // one directory per attempt (spec, pids, status)
+  std::string shim_path;  // the drover-shim binary
   std::string cgroup_root = "/sys/fs/cgroup";  // "" disables cgroups
   std::string cgroup_parent = "drover";
   int64_t pids_max = 0;  // per attempt; 0: none
 };
 
-// Runs attempts as processes on this host.
+// Runs attempts as processes on this host, each under a drover-shim.
 std::unique_ptr<Executor> MakeLocalExecutor(LocalOptions opts, Clock& clock, Listener listener);
 
 }  // namespace drover::exec

@@ -24,15 +24,22 @@ class LocalExecutorTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_);
-    exec_ = MakeLocalExecutor({/*kill_grace_ms=*/300}, clock_, [this](const TaskEvent& e) {
-      std::lock_guard<std::mutex> l(mu_);
-      events_.push_back(e);
-      cv_.notify_all();
-    });
+    exec_ = NewExecutor();
   }
   void TearDown() override {
     exec_.reset();
     fs::remove_all(root_);
+  }
+  std::unique_ptr<Executor> NewExecutor() {
+    LocalOptions opts;
+    opts.kill_grace_ms = 300;
+    opts.run_dir = (root_ / "run").string();
+    opts.shim_path = DROVER_SHIM_PATH;
+    return MakeLocalExecutor(opts, clock_, [this](const TaskEvent& e) {
+      std::lock_guard<std::mutex> l(mu_);
+      events_.push_back(e);
+      cv_.notify_all();
+    });
   }
   TaskSpec Spec(std::string id, std::vector<std::string> argv) {
     TaskSpec s;
@@ -141,6 +148,42 @@ TEST_F(LocalExecutorTest, ASignalDeathIsExitCode128PlusN) {
   TaskEvent e = WaitExit("t6");
   EXPECT_EQ(e.exit_code, 137);
   EXPECT_NE(e.reason.find("signal 9"), std::string::npos) << e.reason;
+}
+
+TEST_F(LocalExecutorTest, AttemptsOutliveTheExecutorAndAreReattached) {
+  // Given a running attempt whose executor (server) goes away, the attempt should go on,
+  // and a new executor should re-attach and report its true exit code and full output.
+  auto s = Spec("keep", {"sh", "-c", "echo before; sleep 0.6; echo after; exit 3"});
+  ASSERT_TRUE(exec_->Start(s).ok());
+  exec_.reset();  // the server stops
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    events_.clear();
+  }
+  exec_ = NewExecutor();
+  exec_->Attach("keep", "job-keep", 1);
+  TaskEvent e = WaitExit("keep");
+  EXPECT_EQ(e.exit_code, 3);
+  EXPECT_EQ(Lines("keep"), (std::vector<std::string>{"before", "after"}));
+}
+
+TEST_F(LocalExecutorTest, AttemptsThatEndedWhileNoServerWatchedAreCollected) {
+  auto s = Spec("gone", {"sh", "-c", "echo bye; exit 5"});
+  ASSERT_TRUE(exec_->Start(s).ok());
+  exec_.reset();
+  usleep(300000);  // it ends meanwhile
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    events_.clear();
+  }
+  exec_ = NewExecutor();
+  exec_->Attach("gone", "job-gone", 1);
+  EXPECT_EQ(WaitExit("gone").exit_code, 5);
+  // And an attempt that left no trace at all is lost.
+  exec_->Attach("never", "job-never", 1);
+  TaskEvent lost = WaitExit("never");
+  EXPECT_EQ(lost.exit_code, -1);
+  EXPECT_NE(lost.reason.find("Host lost"), std::string::npos);
 }
 
 // On a host whose cgroups are writable (root here), limits and kills are real.

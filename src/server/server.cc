@@ -128,6 +128,13 @@ Status CheckScratchReachable(const service::ServiceConfig& cfg, uid_t uid) {
                         "chmod o+x on the parents of the data dir), or choose another --data");
 }
 
+// drover-shim lives next to the drover binary.
+std::string ShimPath() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return (ec ? fs::path("drover-shim") : self.parent_path() / "drover-shim").string();
+}
+
 }  // namespace
 
 int RunServer(const ServerOptions& opts) {
@@ -224,7 +231,7 @@ int RunServer(const ServerOptions& opts) {
   service::BatchService svc(cfg, **store, clock, ids);
   if (Status s = svc.Load(); !s.ok()) return fail(s);
   if (Status s = SetUpCredentials(opts, dir, svc); !s.ok()) return fail(s);
-  if (Status s = svc.RecoverJobs(); !s.ok()) return fail(s);
+
 
 
   logs::LogStore log_store(cfg.log_root);
@@ -243,9 +250,18 @@ int RunServer(const ServerOptions& opts) {
            "aws batch describe-job-queues --endpoint-url {1}",
            dir.string(), endpoint);
 
-  auto executor = exec::MakeLocalExecutor({opts.kill_grace_seconds * 1000}, clock,
+  exec::LocalOptions exec_opts;
+  exec_opts.kill_grace_ms = opts.kill_grace_seconds * 1000;
+  exec_opts.run_dir = (dir / "run").string();
+  exec_opts.shim_path = ShimPath();
+  if (!fs::exists(exec_opts.shim_path, ec)) {
+    return fail(Status::Server("drover-shim not found at " + exec_opts.shim_path +
+                               " (it is built next to drover)"));
+  }
+  auto executor = exec::MakeLocalExecutor(exec_opts, clock,
                                           [&svc](const exec::TaskEvent& e) { svc.OnTaskEvent(e); });
   svc.SetExecutor(executor.get());
+  if (Status s = svc.RecoverJobs(); !s.ok()) return fail(s);
   svc.StartScheduler();
   LOG_INFO("jobs run on this host: {} vCPU, {} MiB, {} GPU{}", cfg.host_capacity.vcpus,
            cfg.host_capacity.memory_mib, cfg.host_capacity.gpus,
@@ -263,7 +279,7 @@ int RunServer(const ServerOptions& opts) {
   api.Run(threads);
   signals.join();
   svc.StopScheduler();
-  executor->Shutdown();  // attempts still running are lost; RecoverJobs handles them
+  executor->Shutdown();  // attempts run on under their shims; the next server re-attaches
   svc.SetExecutor(nullptr);
   fs::remove(dir / "endpoint", ec);
   LOG_INFO("stopped");

@@ -683,15 +683,25 @@ void BatchService::SchedulePass() {
 
 Status BatchService::RecoverJobs() {
   Outcome out;
+  struct Ref {
+    std::string task_id, job_id;
+    int attempt;
+  };
+  std::vector<Ref> attach;
   std::promise<void> p;
   auto f = p.get_future();
   {
     std::lock_guard<std::mutex> l(mu_);
     std::vector<Job*> lost;
     for (auto& [id, j] : live_) {
-      if (j->status == "STARTING" || j->status == "RUNNING") lost.push_back(j);
       j->terminate_reason = std::string(
           GetString(resources_.at(j->arn).doc, "drover:terminateReason").value_or(""));
+      if (j->status != "STARTING" && j->status != "RUNNING") continue;
+      if (executor_ && !j->task_id.empty()) {
+        attach.push_back({j->task_id, j->id, static_cast<int>(j->attempts) + 1});
+      } else {
+        lost.push_back(j);
+      }
     }
     for (Job* j : lost) {
       exec::TaskEvent ev{exec::TaskEvent::Kind::kExited, j->task_id, j->id,
@@ -699,11 +709,17 @@ Status BatchService::RecoverJobs() {
                          "Host lost: the Drover server stopped while the attempt was running"};
       FinishAttempt(*j, ev, out);
     }
-    if (out.puts.empty()) return Status::Ok();
-    LOG_WARN("{} job attempts were lost while the server was down", lost.size());
-    Persist(std::move(out), [&p](Result<json::object>) { p.set_value(); });
+    if (!lost.empty()) LOG_WARN("{} job attempts were lost while the server was down", lost.size());
+    if (out.puts.empty()) {
+      p.set_value();
+    } else {
+      Persist(std::move(out), [&p](Result<json::object>) { p.set_value(); });
+    }
   }
   f.wait();
+  // Attempts that were running: re-attach (their events arrive through OnTaskEvent).
+  for (const auto& r : attach) executor_->Attach(r.task_id, r.job_id, r.attempt);
+  if (!attach.empty()) LOG_INFO("re-attached to {} job attempts", attach.size());
   return Status::Ok();
 }
 

@@ -29,6 +29,14 @@ class FakeExecutor : public exec::Executor {
   }
   void Shutdown() override {}
   std::string Describe() const override { return "fake"; }
+  void Attach(const std::string& task_id, const std::string& job_id, int attempt) override {
+    attached.push_back(task_id);
+    if (svc) {
+      svc->OnTaskEvent({exec::TaskEvent::Kind::kExited, task_id, job_id, attempt, 3000, -1,
+                        "Host lost: gone"});
+    }
+  }
+  std::vector<std::string> attached;
   BatchService* svc = nullptr;
   std::string fail_with;
   std::vector<exec::TaskSpec> started;

@@ -898,7 +898,8 @@ class GpuTest(JobsTestCase):
 
 
 class RestartTest(JobsTestCase):
-    """What a restart keeps: finished jobs and their logs; running attempts are lost."""
+    """What a restart keeps: finished jobs and their logs, and running jobs (they outlive
+    the server under their shims)."""
 
     def test_restart_keeps_finished_jobs_and_their_logs(self):
         """Given finished jobs (one succeeded, one failed), after a server restart DescribeJobs, ListJobs and their logs should be unchanged."""
@@ -920,53 +921,50 @@ class RestartTest(JobsTestCase):
         # The restarted server runs new jobs.
         self.assertEqual(self.run_job(["echo", "after restart"])["status"], "SUCCEEDED")
 
-    def test_running_attempts_are_retried_or_failed_after_a_restart(self):
-        """Given jobs running when the server stops, after the restart one with attempts left should run its next attempt and those without should be FAILED with a Host lost reason and no exit code; no process of the lost attempts should survive."""
-        lost = [self.submit(gated(before="sleep 300 & echo child=$!")) for _ in range(3)]
-        retried = self.submit('if [ "$AWS_BATCH_JOB_ATTEMPT" = 1 ]; then ' + gated() + '; fi; '
-                              'echo "attempt $AWS_BATCH_JOB_ATTEMPT"', retryStrategy={"attempts": 2})
-        children = [int(self.wait_line(j, r"^child=(\d+)$").group(1)) for j in lost]
-        scratches = [self.wait_line(j, r"^gate-dir=(.+)$").group(1) for j in lost + [retried]]
-        first_stream = self.describe(retried)["container"]["logStreamName"]
-        after_retried = self.submit(["echo", "after retried"], dependsOn=[{"jobId": retried}])
-        after_lost = self.submit(["true"], dependsOn=[{"jobId": lost[0]}])
-        self.wait_status(after_retried, "PENDING")
-        self.wait_status(after_lost, "PENDING")
+    def open_gate(self, scratch):
+        open(os.path.join(scratch, "gate"), "w").close()
+
+    def test_running_jobs_survive_a_server_restart(self):
+        """Given a job running when the server stops (SIGTERM), it should keep running under its shim, the restarted server should re-attach, and the job should finish SUCCEEDED with its whole log; a dependent waits across the restart and runs."""
+        job_id = self.submit(gated(before="echo before", after="echo after"))
+        scratch = self.wait_line(job_id, r"^gate-dir=(.+)$").group(1)
+        dependent = self.submit(["echo", "dependent ran"], dependsOn=[{"jobId": job_id}])
+        self.wait_status(dependent, "PENDING")
         self.restart_server(check=False)
-        try:
-            for job_id in lost:
-                job = self.wait_done(job_id)
-                # (Killed by the server's own shutdown, the attempt must not pass for
-                # an exit of the job: no "Essential container in task exited", no 137.)
-                self.assertEqual(job["status"], "FAILED", job)
-                self.assertIn("Host lost", job["statusReason"], job)
-                self.assertEqual(len(job["attempts"]), 1)
-                self.assertNotIn("exitCode", job["attempts"][0]["container"], job)
-            job = self.wait_done(retried)
-            self.assertEqual(job["status"], "SUCCEEDED", job)
-            self.assertEqual(len(job["attempts"]), 2, job)
-            self.assertIn("Host lost", job["attempts"][0]["statusReason"])
-            self.assertEqual(self.output(retried), ["attempt 2"])
-            self.assertIn("gate-dir=" + scratches[-1], self.messages(first_stream))
-            # Dependents wait across the restart: one runs, the other fails.
-            self.assertEqual(self.wait_done(after_retried)["status"], "SUCCEEDED")
-            self.assertEqual(self.output(after_retried), ["after retried"])
-            job = self.wait_done(after_lost)
-            self.assertEqual((job["status"], job["attempts"]), ("FAILED", []), job)
-            self.wait_for("the lost attempts' processes to be gone",
-                          lambda: not any(pid_alive(c) for c in children), timeout=5)
-        finally:
-            # Whatever the outcome, let the old attempts' scripts end.
-            for scratch in scratches:
-                try:
-                    open(os.path.join(scratch, "gate"), "w").close()
-                except OSError:
-                    pass
-            for child in children:
-                try:
-                    os.kill(child, 9)
-                except OSError:
-                    pass
+        self.assertEqual(self.describe(job_id)["status"], "RUNNING")
+        self.open_gate(scratch)
+        job = self.wait_done(job_id)
+        self.assertEqual(job["status"], "SUCCEEDED", job)
+        self.assertEqual(len(job["attempts"]), 1)
+        self.assertEqual(job["container"]["exitCode"], 0)
+        lines = self.output(job_id)
+        self.assertEqual((lines[0], lines[-1]), ("before", "after"), lines)
+        self.assertEqual(self.wait_done(dependent)["status"], "SUCCEEDED")
+        self.assertEqual(self.output(dependent), ["dependent ran"])
+
+    def test_jobs_survive_a_server_crash_and_report_true_exit_codes(self):
+        """Given the server killed with SIGKILL while two jobs run, one finishing while the server is down with exit code 3 and one still running at the restart, the restarted server should report FAILED with exit code 3 and the stop time of the first, and SUCCEEDED with its whole log for the second."""
+        ends_early = self.submit(gated(before="echo early-start", after="echo early-end; exit 3"))
+        runs_on = self.submit(gated(before="echo late-start", after="echo late-end"))
+        early_scratch = self.wait_line(ends_early, r"^gate-dir=(.+)$").group(1)
+        late_scratch = self.wait_line(runs_on, r"^gate-dir=(.+)$").group(1)
+        self.server.kill()  # SIGKILL: no shutdown at all
+        self.open_gate(early_scratch)
+        self.wait_for("the early job to end while no server runs",
+                      lambda: not os.path.exists(early_scratch), timeout=10)
+        stopped_before_restart = int(time.time() * 1000)
+        self.server.start()
+        type(self).batch = self.server.client()
+        job = self.wait_done(ends_early)
+        self.assertEqual(job["status"], "FAILED", job)
+        self.assertEqual(job["container"]["exitCode"], 3)
+        self.assertLessEqual(job["stoppedAt"], stopped_before_restart)
+        self.assertEqual(self.output(ends_early)[-1], "early-end")
+        self.assertEqual(self.describe(runs_on)["status"], "RUNNING")
+        self.open_gate(late_scratch)
+        job = self.wait_done(runs_on)
+        self.assertEqual(job["status"], "SUCCEEDED", job)
+        self.assertEqual(self.output(runs_on)[-1], "late-end")
 
 if __name__ == "__main__":
     unittest.main()
