@@ -10,6 +10,9 @@ PACKAGES=(
   libsqlite3-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev
   awscli    # AWS CLI v2 (/usr/bin/aws), a real client for the end-to-end tests
+  bubblewrap umoci  # job sandboxes over local images; OCI image layouts
+  busybox-static    # the tests build a tiny image from it
+  tar
 )
 
 missing=()

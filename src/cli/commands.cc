@@ -11,6 +11,7 @@
 #include "client/client.h"
 #include "common/clock.h"
 #include "common/json.h"
+#include "images/images.h"
 
 namespace drover::cli {
 namespace {
@@ -613,6 +614,59 @@ Runner SetUpEnvs(CLI::App& app) {
                       Str(eo, "status"), max});
     }
     PrintTable({"NAME", "TYPE", "STATE", "STATUS", "MAX VCPUS"}, rows);
+    return 0;
+  };
+}
+
+Runner SetUpImage(CLI::App& app) {
+  struct Opts {
+    std::string data = "./drover-data", ref, source, which;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  app.require_subcommand(1);
+  app.fallthrough();  // --data may come after the subcommand
+  app.add_option("--data", o->data, "the server's data dir (its images/ folder)")
+      ->capture_default_str();
+  CLI::App* imp = app.add_subcommand("import", "import a root filesystem (tar, tar.gz, dir, or "
+                                               "OCI image layout) as NAME:TAG");
+  imp->add_option("image", o->ref, "NAME[:TAG]")->required();
+  imp->add_option("file", o->source, "the tarball, directory or OCI layout")->required();
+  imp->callback([o] { o->which = "import"; });
+  CLI::App* ls = app.add_subcommand("ls", "list the images in the store");
+  ls->add_flag("--json", o->json, "print JSON for scripts");
+  ls->callback([o] { o->which = "ls"; });
+  CLI::App* rm = app.add_subcommand("rm", "remove an image");
+  rm->add_option("image", o->ref, "NAME[:TAG]")->required();
+  rm->callback([o] { o->which = "rm"; });
+  return [o] {
+    images::ImageStore store(o->data + "/images");
+    if (o->which == "ls") {
+      auto list = store.List();
+      if (!list.ok()) return Fail(list.status());
+      if (o->json) {
+        json::array a;
+        for (const auto& i : *list) {
+          a.push_back(json::object{{"image", i.ref.ToString()}, {"sizeBytes", i.size_bytes},
+                                   {"importedAt", i.imported_at_ms}});
+        }
+        std::printf("%s\n", PrettyJson(a).c_str());
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& i : *list) {
+        char size[32];
+        std::snprintf(size, sizeof size, "%.1f MiB", static_cast<double>(i.size_bytes) / (1 << 20));
+        rows.push_back({i.ref.ToString(), size, Age(i.imported_at_ms)});
+      }
+      PrintTable({"IMAGE", "SIZE", "IMPORTED"}, rows);
+      return 0;
+    }
+    auto ref = images::ParseRef(o->ref);
+    if (!ref.ok()) return Fail(ref.status());
+    Status s = o->which == "import" ? store.Import(*ref, o->source) : store.Remove(*ref);
+    if (!s.ok()) return Fail(s);
+    std::printf("%s %s\n", o->which == "import" ? "imported" : "removed", ref->ToString().c_str());
     return 0;
   };
 }

@@ -22,6 +22,7 @@ Runner SetUpLogs(CLI::App& app);
 Runner SetUpCancel(CLI::App& app);
 Runner SetUpQueues(CLI::App& app);
 Runner SetUpEnvs(CLI::App& app);
+Runner SetUpImage(CLI::App& app);
 
 // Indented JSON for people.
 std::string PrettyJson(const boost::json::value& v, int indent = 0);

@@ -69,6 +69,7 @@ const Subcommand kSubcommands[] = {
     {"cancel", "cancel or terminate jobs, by ID or a whole queue", drover::cli::SetUpCancel},
     {"queues", "list job queues", drover::cli::SetUpQueues},
     {"envs", "list compute environments", drover::cli::SetUpEnvs},
+    {"image", "manage the local image store: import, ls, rm", drover::cli::SetUpImage},
 };
 
 }  // namespace

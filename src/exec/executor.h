@@ -37,6 +37,22 @@ struct TaskSpec {
   std::string log_root, log_group, log_stream;
   uint64_t log_cap_bytes = 0;           // 0: unlimited
   std::vector<std::string> log_header;  // lines written before the job's output
+  // A sandbox over an image's root filesystem (bubblewrap: every namespace, a
+  // writable overlay per attempt, /proc, /dev, the scratch dir as /tmp).
+  struct Mount {
+    std::string source, target;
+    bool read_only = false;
+  };
+  struct Sandbox {
+    std::string rootfs;
+    bool read_only_root = false;
+    bool network = false;  // false: loopback only
+    std::vector<Mount> mounts;
+  };
+  std::optional<Sandbox> sandbox;
+  // Set by the caller when the attempt cannot start (e.g. its image is missing):
+  // Start() fails with it and runs nothing.
+  std::string cannot_start;
   // Limits (a cgroup per attempt where the host allows it).
   int64_t memory_mib = 0;  // 0: none
   double vcpus = 0;        // CPU weight, 1,024 shares per vCPU

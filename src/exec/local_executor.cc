@@ -128,6 +128,7 @@ class LocalExecutor final : public Executor {
 };
 
 Status LocalExecutor::Start(const TaskSpec& spec) {
+  if (!spec.cannot_start.empty()) return Status::Client(spec.cannot_start);
   std::string dir = opts_.run_dir + "/" + spec.task_id;
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::Server("cannot create " + dir + ": " + strerror(errno));

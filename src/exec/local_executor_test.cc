@@ -186,6 +186,45 @@ TEST_F(LocalExecutorTest, AttemptsThatEndedWhileNoServerWatchedAreCollected) {
   EXPECT_NE(lost.reason.find("Host lost"), std::string::npos);
 }
 
+TEST_F(LocalExecutorTest, ASandboxShowsOnlyTheImageAndItsMounts) {
+  if (::geteuid() != 0 || !fs::exists("/bin/busybox") ||
+      (!fs::exists("/usr/bin/bwrap") && !fs::exists("/bin/bwrap"))) {
+    GTEST_SKIP() << "needs root, busybox-static and bubblewrap";
+  }
+  // Given a busybox root filesystem and a read-only mount of a host dir, the job should see
+  // the image (not the host), its mount, only its own processes, and no network but lo.
+  fs::path rootfs = root_ / "rootfs";
+  for (const char* d : {"bin", "etc", "proc", "dev", "tmp", "data"}) fs::create_directories(rootfs / d);
+  fs::copy_file("/bin/busybox", rootfs / "bin/busybox");
+  for (const char* c : {"sh", "ls", "cat", "grep", "wc", "touch", "echo"}) {
+    fs::create_symlink("busybox", rootfs / "bin" / c);
+  }
+  fs::create_directories(root_ / "shared");
+  std::ofstream(root_ / "shared/hello.txt") << "from the host\n";
+  std::ofstream(root_ / "host-only.txt") << "secret\n";
+  fs::create_directories(root_ / "scratch");
+  auto s = Spec("box", {"sh", "-c",
+                        "cat /data/hello.txt; test -e " + (root_ / "host-only.txt").string() +
+                            " || echo host-hidden; ls /proc | grep -c '^[0-9]'; "
+                            "cat /proc/net/dev | grep -c ':'; touch /data/x || echo ro-mount; "
+                            "echo w > /tmp/f && echo tmp-ok"});
+  s.env = {"PATH=/bin"};
+  s.workdir = (root_ / "scratch").string();
+  s.sandbox = TaskSpec::Sandbox{rootfs.string(), false, false,
+                                {TaskSpec::Mount{(root_ / "shared").string(), "/data", true}}};
+  ASSERT_TRUE(exec_->Start(s).ok());
+  TaskEvent e = WaitExit("box");
+  EXPECT_EQ(e.exit_code, 0);
+  std::vector<std::string> lines = Lines("box");
+  ASSERT_EQ(lines.size(), 7u);
+  EXPECT_EQ(lines[0], "from the host");
+  EXPECT_EQ(lines[1], "host-hidden");
+  EXPECT_LE(std::stoi(lines[2]), 5) << "processes visible: the sandbox's own only";
+  EXPECT_EQ(lines[3], "1");  // network interfaces: lo
+  EXPECT_EQ(lines[5], "ro-mount");
+  EXPECT_EQ(lines[6], "tmp-ok");
+}
+
 // On a host whose cgroups are writable (root here), limits and kills are real.
 class CgroupExecutorTest : public LocalExecutorTest {
  protected:

@@ -4,7 +4,10 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -111,6 +114,17 @@ Status WriteSpec(const std::string& task_dir, const TaskSpec& spec, const Cgroup
                                          {"v2", g.v2}}}};
   if (spec.uid) o["uid"] = *spec.uid;
   if (spec.gid) o["gid"] = *spec.gid;
+  if (spec.sandbox) {
+    json::array mounts;
+    for (const auto& m : spec.sandbox->mounts) {
+      mounts.push_back(json::object{{"source", m.source}, {"target", m.target},
+                                    {"readOnly", m.read_only}});
+    }
+    o["sandbox"] = json::object{{"rootfs", spec.sandbox->rootfs},
+                                {"readOnlyRoot", spec.sandbox->read_only_root},
+                                {"network", spec.sandbox->network},
+                                {"mounts", std::move(mounts)}};
+  }
   return WriteAtomic(task_dir + "/" + kSpecFile, ToJson(o));
 }
 
@@ -182,11 +196,50 @@ int RunShim(const std::string& task_dir) {
            "image default command)\n");
     return 1;
   }
+  // In a sandbox the command is found inside the image, by bubblewrap.
+  const json::object* sandbox = GetObject(spec, "sandbox");
+  std::string ovl, merged, upper, work, tmp;
+  if (sandbox) {
+    auto bwrap = Resolve("bwrap", {"PATH=/usr/bin:/bin:/usr/local/bin:/usr/sbin:/sbin"});
+    if (!bwrap) {
+      report("err CannotStartContainerError: bubblewrap (bwrap) is not installed on this host\n");
+      return 1;
+    }
+    ovl = workdir + "/.rootfs";
+    upper = ovl + "/upper";
+    work = ovl + "/work";
+    merged = ovl + "/merged";
+    tmp = workdir + "/tmp";
+    for (const auto& d : {ovl, upper, work, merged, tmp}) {
+      ::mkdir(d.c_str(), 0700);
+      if (auto u = GetInt(spec, "uid")) {
+        [[maybe_unused]] int rc = ::chown(d.c_str(), static_cast<uid_t>(*u),
+                                          static_cast<gid_t>(GetInt(spec, "gid").value_or(0)));
+      }
+    }
+    std::vector<std::string> b = {*bwrap, "--unshare-all", "--die-with-parent"};
+    if (GetBool(*sandbox, "network").value_or(false)) b.push_back("--share-net");
+    b.insert(b.end(), {GetBool(*sandbox, "readOnlyRoot").value_or(false) ? "--ro-bind" : "--bind",
+                       merged, "/", "--proc", "/proc", "--dev", "/dev", "--bind", tmp, "/tmp"});
+    if (const auto* mounts = GetArray(*sandbox, "mounts")) {
+      for (const auto& m : *mounts) {
+        const auto& mo = m.as_object();
+        b.push_back(GetBool(mo, "readOnly").value_or(false) ? "--ro-bind" : "--bind");
+        b.emplace_back(GetString(mo, "source").value_or(""));
+        b.emplace_back(GetString(mo, "target").value_or(""));
+      }
+    }
+    b.insert(b.end(), {"--chdir", "/", "--"});
+    b.insert(b.end(), argv.begin(), argv.end());
+    argv = std::move(b);
+  }
   auto path = Resolve(argv[0], env);
   if (!path) {
     report("err CannotStartContainerError: executable file not found in $PATH: " + argv[0] + "\n");
     return 1;
   }
+  std::string rootfs(sandbox ? GetString(*sandbox, "rootfs").value_or("") : "");
+  std::string overlay_opts = "lowerdir=" + rootfs + ",upperdir=" + upper + ",workdir=" + work;
   std::vector<int> procs_fds;
   for (const auto& d : group.dirs) {
     int fd = ::open((d + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
@@ -234,6 +287,16 @@ int RunShim(const std::string& task_dir) {
       struct rlimit rl;  // no cgroups: the address-space rlimit is the best effort left
       rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(memory_mib) << 20;
       ::setrlimit(RLIMIT_AS, &rl);
+    }
+    if (!err && sandbox) {
+      // The image's root filesystem with a writable layer of its own, mounted in
+      // a mount namespace of the attempt's (it vanishes with it); bubblewrap,
+      // running as the job's user, then makes it the root of every namespace.
+      if (::unshare(CLONE_NEWNS) != 0 ||
+          ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+          ::mount("overlay", merged.c_str(), "overlay", 0, overlay_opts.c_str()) != 0) {
+        err = errno;
+      }
     }
     if (!err && gid && (::setgroups(0, nullptr) != 0 || ::setgid(static_cast<gid_t>(*gid)) != 0)) {
       err = errno;

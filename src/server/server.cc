@@ -182,6 +182,7 @@ int RunServer(const ServerOptions& opts) {
   cfg.host_capacity.memory_mib =
       static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE) / (1 << 20);
   cfg.log_root = (dir / "logs").string();
+  cfg.image_root = (dir / "images").string();
   cfg.scratch_root = opts.scratch_dir.empty() ? (dir / "scratch").string() : opts.scratch_dir;
   if (!opts.scratch_dir.empty()) {
     fs::create_directories(opts.scratch_dir, ec);

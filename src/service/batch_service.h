@@ -40,6 +40,7 @@ struct ServiceConfig {
   std::vector<std::string> gpu_ids;  // the host's GPUs (host_capacity.gpus == their count)
   std::string log_root;      // job output streams (logs::StreamWriter layout)
   std::string scratch_root;  // per-attempt working directories
+  std::string image_root;    // the local image store (images::ImageStore)
   std::optional<uid_t> job_uid;  // attempts run as this user when set
   std::optional<gid_t> job_gid;
   // When > 0, each attempt runs as its own uid, job_uid_base + (n % job_uid_count),

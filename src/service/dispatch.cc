@@ -12,6 +12,7 @@
 #include <future>
 
 #include "common/log.h"
+#include "images/images.h"
 #include "logs/logs.h"
 #include "service/batch_service.h"
 #include "service/job.h"
@@ -376,15 +377,64 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
   spec.log_header.push_back("[drover] job " + job.id + " attempt " +
                             std::to_string(spec.attempt) + " on host " + cfg_.host_name +
                             " in compute environment " + ce.name);
-  std::vector<std::string> ignored;
+  // Images: a job whose image is in the local store runs in a sandbox over it; a
+  // compute environment tagged drover.images=isolate requires that.
+  const json::object* ce_tags = GetObject(ce.doc, "tags");
+  bool isolate = ce_tags && GetString(*ce_tags, "drover.images") == "isolate";
+  std::vector<std::string> applied_here;
   if (auto image = GetString(container, "image"); image && !image->empty()) {
-    spec.log_header.push_back("[drover] host mode: the command runs on the host; image '" +
-                              std::string(*image) + "' is not used");
+    auto rootfs = cfg_.image_root.empty()
+                      ? std::nullopt
+                      : images::ImageStore(cfg_.image_root).Resolve(*image);
+    if (rootfs) {
+      exec::TaskSpec::Sandbox box;
+      box.rootfs = *rootfs;
+      box.read_only_root = GetBool(container, "readonlyRootFilesystem").value_or(false);
+      box.network = ce_tags && GetString(*ce_tags, "drover.network") == "host";
+      std::map<std::string, std::string> volumes;  // name -> host path
+      if (const auto* vs = GetArray(container, "volumes")) {
+        for (const auto& v : *vs) {
+          const auto* host = GetObject(v.as_object(), "host");
+          auto src = host ? GetString(*host, "sourcePath") : std::nullopt;
+          if (src) volumes[std::string(GetString(v.as_object(), "name").value_or(""))] = *src;
+        }
+      }
+      if (const auto* mps = GetArray(container, "mountPoints")) {
+        for (const auto& m : *mps) {
+          const auto& mo = m.as_object();
+          auto it = volumes.find(std::string(GetString(mo, "sourceVolume").value_or("")));
+          if (it == volumes.end()) continue;  // named volumes without a host path: not here
+          box.mounts.push_back({it->second, std::string(GetString(mo, "containerPath").value_or("")),
+                                GetBool(mo, "readOnly").value_or(false)});
+        }
+      }
+      spec.sandbox = std::move(box);
+      for (auto& e : spec.env) {
+        if (e.rfind("HOME=", 0) == 0) e = "HOME=/tmp";
+        if (e.rfind("TMPDIR=", 0) == 0) e = "TMPDIR=/tmp";
+      }
+      applied_here = {"readonlyRootFilesystem", "mountPoints", "volumes"};
+      spec.log_header.push_back("[drover] sandbox: image '" + std::string(*image) +
+                                "' from the local store, " +
+                                (spec.sandbox->network ? "host network" : "loopback network only") +
+                                ", /tmp is the attempt's scratch directory");
+    } else if (isolate) {
+      spec.cannot_start = "CannotPullContainerError: image '" + std::string(*image) +
+                          "' is not in this host's image store (drover image import " +
+                          std::string(*image) + " FILE), and compute environment " + ce.name +
+                          " requires isolation";
+    } else {
+      spec.log_header.push_back("[drover] host mode: image '" + std::string(*image) +
+                                "' is not in the local image store and is not used: the "
+                                "command runs on the host");
+    }
   }
+  std::vector<std::string> ignored;
   for (const char* k : {"user", "privileged", "readonlyRootFilesystem", "mountPoints", "volumes",
                         "ulimits", "linuxParameters", "secrets", "jobRoleArn",
                         "executionRoleArn", "fargatePlatformConfiguration", "ephemeralStorage",
                         "runtimePlatform", "networkConfiguration", "repositoryCredentials"}) {
+    if (std::find(applied_here.begin(), applied_here.end(), k) != applied_here.end()) continue;
     auto it = container.find(k);
     if (it == container.end()) continue;
     const json::value& v = it->value();
@@ -395,7 +445,8 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
   if (!ignored.empty()) {
     std::string list;
     for (const auto& i : ignored) list += (list.empty() ? "" : ", ") + i;
-    spec.log_header.push_back("[drover] host mode: not applied: " + list);
+    spec.log_header.push_back(std::string("[drover] ") +
+                              (spec.sandbox ? "sandbox" : "host mode") + ": not applied: " + list);
   }
   return spec;
 }

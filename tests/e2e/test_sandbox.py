@@ -1,0 +1,127 @@
+"""Jobs in sandboxes over local images: `drover image import`, then jobs whose image is in
+the store run in bubblewrap over it (every namespace, an overlay per attempt, declared
+mounts), and a compute environment tagged drover.images=isolate refuses jobs whose image
+is missing with CannotPullContainerError, as AWS does for an image it cannot pull."""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from harness import DROVER_BIN
+from test_jobs import JobsTestCase
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+CAN_SANDBOX = (os.geteuid() == 0 and os.path.exists(BUSYBOX) and shutil.which("bwrap"))
+
+
+def make_rootfs(path):
+    """A tiny image: a static busybox and its applets."""
+    for d in ("bin", "etc", "proc", "dev", "tmp", "data", "out"):
+        os.makedirs(os.path.join(path, d), exist_ok=True)
+    shutil.copy(BUSYBOX, os.path.join(path, "bin", "busybox"))
+    for applet in ("sh", "ls", "cat", "echo", "grep", "wc", "touch", "id", "ps", "hostname"):
+        os.symlink("busybox", os.path.join(path, "bin", applet))
+    with open(os.path.join(path, "etc", "image-marker"), "w") as f:
+        f.write("inside the image\n")
+
+
+@unittest.skipUnless(CAN_SANDBOX, "needs root, busybox-static and bubblewrap (scripts/deps.sh)")
+class SandboxTest(JobsTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.work = tempfile.mkdtemp(prefix="drover-sandbox-")
+        os.chmod(cls.work, 0o755)
+        rootfs = os.path.join(cls.work, "rootfs")
+        make_rootfs(rootfs)
+        tarball = os.path.join(cls.work, "image.tar.gz")
+        subprocess.run(["tar", "-czf", tarball, "-C", rootfs, "."], check=True)
+        p = subprocess.run([DROVER_BIN, "image", "import", "sandbox-test:1", tarball,
+                            "--data", cls.server.data_dir], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        cls.shared = os.path.join(cls.work, "shared")
+        cls.out = os.path.join(cls.work, "out")
+        for d in (cls.shared, cls.out):
+            os.makedirs(d)
+            os.chmod(d, 0o777)
+        with open(os.path.join(cls.shared, "input.txt"), "w") as f:
+            f.write("from the host\n")
+        cls.secret = os.path.join(cls.work, "host-only.txt")
+        with open(cls.secret, "w") as f:
+            f.write("secret\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.work, ignore_errors=True)
+        super().tearDownClass()
+
+    def image_jd(self, command, **extra):
+        props = dict(image="public.ecr.aws/docker/library/sandbox-test:1",
+                     volumes=[{"name": "in", "host": {"sourcePath": self.shared}},
+                              {"name": "out", "host": {"sourcePath": self.out}}],
+                     mountPoints=[{"sourceVolume": "in", "containerPath": "/data",
+                                   "readOnly": True},
+                                  {"sourceVolume": "out", "containerPath": "/out"}])
+        props.update(extra)
+        return self.new_jd(command=["sh", "-c", command], **props)
+
+    def test_image_list_shows_the_import(self):
+        """Given the imported image, `drover image ls` should list it."""
+        p = subprocess.run([DROVER_BIN, "image", "ls", "--data", self.server.data_dir],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("sandbox-test:1", p.stdout)
+
+    def test_a_job_sees_its_image_and_mounts_not_the_host(self):
+        """Given a job whose image is in the store, it should see the image's files and its declared mounts, not host files, only its own processes, and only the loopback network."""
+        jd = self.image_jd("cat /etc/image-marker; cat /data/input.txt; "
+                           "test -e %s || echo host-hidden; "
+                           "ls /proc | grep -c '^[0-9]'; grep -c ':' /proc/net/dev; "
+                           "echo result > /out/result.txt" % self.secret)
+        job = self.run_job(jd=jd)
+        self.assertEqual(job["status"], "SUCCEEDED", job)
+        lines = self.output(job["jobId"])
+        self.assertEqual(lines[:3], ["inside the image", "from the host", "host-hidden"], lines)
+        self.assertLessEqual(int(lines[3]), 5, "only the sandbox's processes are visible")
+        self.assertEqual(lines[4], "1", "only lo")
+        with open(os.path.join(self.out, "result.txt")) as f:
+            self.assertEqual(f.read(), "result\n")
+        header = [m for m in self.messages(self.stream_of(job["jobId"])) if m.startswith("[drover]")]
+        self.assertTrue(any("sandbox: image" in h for h in header), header)
+
+    def test_read_only_mounts_and_root_refuse_writes(self):
+        """Given a read-only mount and readonlyRootFilesystem, writes to both should fail while /tmp stays writable."""
+        jd = self.image_jd("touch /data/x 2>/dev/null || echo ro-mount; "
+                           "touch /newfile 2>/dev/null || echo ro-root; "
+                           "echo ok > /tmp/t && cat /tmp/t", readonlyRootFilesystem=True)
+        job = self.run_job(jd=jd)
+        self.assertEqual(job["status"], "SUCCEEDED", job)
+        self.assertEqual(self.output(job["jobId"]), ["ro-mount", "ro-root", "ok"])
+        self.assertFalse(os.path.exists(os.path.join(self.shared, "x")))
+
+    def test_writes_to_the_root_stay_in_the_attempt(self):
+        """Given a writable root, a file a job writes at / should not appear in the image or in the next job."""
+        first = self.run_job(jd=self.image_jd("echo mine > /scribble && cat /scribble"))
+        self.assertEqual(self.output(first["jobId"]), ["mine"])
+        second = self.run_job(jd=self.image_jd("test -e /scribble && echo leaked || echo clean"))
+        self.assertEqual(self.output(second["jobId"]), ["clean"])
+
+    def test_an_isolating_environment_refuses_a_missing_image(self):
+        """Given a compute environment tagged drover.images=isolate, a job whose image is not in the store should fail with CannotPullContainerError, and one whose image is should run."""
+        ce = self.name("ce")
+        self.batch.create_compute_environment(
+            computeEnvironmentName=ce, type="MANAGED", tags={"drover.images": "isolate"},
+            computeResources={"type": "EC2", "maxvCpus": 2, "subnets": ["subnet-1"]})
+        queue = self.new_queue(ce=ce)
+        missing = self.new_jd(command=["true"], image="not-imported:9")
+        job = self.run_job(jd=missing, queue=queue)
+        self.assertEqual(job["status"], "FAILED", job)
+        self.assertTrue(job["statusReason"].startswith("CannotPullContainerError"), job)
+        ok = self.run_job(jd=self.image_jd("cat /etc/image-marker"), queue=queue)
+        self.assertEqual(ok["status"], "SUCCEEDED", ok)
+
+
+if __name__ == "__main__":
+    unittest.main()
