@@ -44,6 +44,9 @@ drover::cli::Runner SetUpServer(CLI::App& app) {
                  "GPU ids this host offers, e.g. 0,1 (default: /dev/nvidia<N> devices)");
   app.add_option("--scratch", opts->scratch_dir,
                  "where attempts get scratch directories (default: <data>/scratch)");
+  app.add_option("--job-pids-max", opts->job_pids_max,
+                 "processes per job attempt (cgroup pids.max; 0: no limit)")
+      ->capture_default_str();
   app.add_option("--kill-grace-seconds", opts->kill_grace_seconds,
                  "TerminateJob: seconds between SIGTERM and SIGKILL")
       ->capture_default_str();

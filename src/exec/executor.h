@@ -42,13 +42,22 @@ struct TaskSpec {
   struct Mount {
     std::string source, target;
     bool read_only = false;
+    bool device = false;  // a device node (GPUs)
   };
   struct Sandbox {
     std::string rootfs;
     bool read_only_root = false;
     bool network = false;  // false: loopback only
     std::vector<Mount> mounts;
+    std::optional<uid_t> uid;  // the job definition's `user`, inside the sandbox
+    std::optional<gid_t> gid;
   };
+  // ulimits (AWS names: nofile, nproc, core, stack, ...): set before the job starts.
+  struct Ulimit {
+    std::string name;
+    int64_t soft = 0, hard = 0;
+  };
+  std::vector<Ulimit> ulimits;
   std::optional<Sandbox> sandbox;
   // Set by the caller when the attempt cannot start (e.g. its image is missing):
   // Start() fails with it and runs nothing.

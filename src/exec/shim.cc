@@ -118,13 +118,21 @@ Status WriteSpec(const std::string& task_dir, const TaskSpec& spec, const Cgroup
     json::array mounts;
     for (const auto& m : spec.sandbox->mounts) {
       mounts.push_back(json::object{{"source", m.source}, {"target", m.target},
-                                    {"readOnly", m.read_only}});
+                                    {"readOnly", m.read_only}, {"device", m.device}});
     }
-    o["sandbox"] = json::object{{"rootfs", spec.sandbox->rootfs},
-                                {"readOnlyRoot", spec.sandbox->read_only_root},
-                                {"network", spec.sandbox->network},
-                                {"mounts", std::move(mounts)}};
+    json::object box{{"rootfs", spec.sandbox->rootfs},
+                     {"readOnlyRoot", spec.sandbox->read_only_root},
+                     {"network", spec.sandbox->network},
+                     {"mounts", std::move(mounts)}};
+    if (spec.sandbox->uid) box["uid"] = *spec.sandbox->uid;
+    if (spec.sandbox->gid) box["gid"] = *spec.sandbox->gid;
+    o["sandbox"] = std::move(box);
   }
+  json::array ulimits;
+  for (const auto& u : spec.ulimits) {
+    ulimits.push_back(json::object{{"name", u.name}, {"soft", u.soft}, {"hard", u.hard}});
+  }
+  o["ulimits"] = std::move(ulimits);
   return WriteAtomic(task_dir + "/" + kSpecFile, ToJson(o));
 }
 
@@ -219,12 +227,16 @@ int RunShim(const std::string& task_dir) {
     }
     std::vector<std::string> b = {*bwrap, "--unshare-all", "--die-with-parent"};
     if (GetBool(*sandbox, "network").value_or(false)) b.push_back("--share-net");
+    if (auto u = GetInt(*sandbox, "uid")) b.insert(b.end(), {"--uid", std::to_string(*u)});
+    if (auto g = GetInt(*sandbox, "gid")) b.insert(b.end(), {"--gid", std::to_string(*g)});
     b.insert(b.end(), {GetBool(*sandbox, "readOnlyRoot").value_or(false) ? "--ro-bind" : "--bind",
                        merged, "/", "--proc", "/proc", "--dev", "/dev", "--bind", tmp, "/tmp"});
     if (const auto* mounts = GetArray(*sandbox, "mounts")) {
       for (const auto& m : *mounts) {
         const auto& mo = m.as_object();
-        b.push_back(GetBool(mo, "readOnly").value_or(false) ? "--ro-bind" : "--bind");
+        b.push_back(GetBool(mo, "device").value_or(false) ? "--dev-bind"
+                    : GetBool(mo, "readOnly").value_or(false) ? "--ro-bind"
+                                                              : "--bind");
         b.emplace_back(GetString(mo, "source").value_or(""));
         b.emplace_back(GetString(mo, "target").value_or(""));
       }
@@ -259,6 +271,30 @@ int RunShim(const std::string& task_dir) {
   cargv.push_back(nullptr);
   for (auto& e : env) cenv.push_back(e.data());
   cenv.push_back(nullptr);
+  // ulimits, as ECS maps them onto setrlimit (lowering works; raising past the
+  // server's own hard limit needs a privilege it may not have, and is skipped).
+  struct Limit {
+    int resource;
+    rlimit value;
+  };
+  std::vector<Limit> limits;
+  if (const auto* ul = GetArray(spec, "ulimits")) {
+    static const std::pair<const char*, int> kNames[] = {
+        {"core", RLIMIT_CORE},       {"cpu", RLIMIT_CPU},       {"data", RLIMIT_DATA},
+        {"fsize", RLIMIT_FSIZE},     {"locks", RLIMIT_LOCKS},   {"memlock", RLIMIT_MEMLOCK},
+        {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},   {"nofile", RLIMIT_NOFILE},
+        {"nproc", RLIMIT_NPROC},     {"rss", RLIMIT_RSS},       {"rtprio", RLIMIT_RTPRIO},
+        {"rttime", RLIMIT_RTTIME},   {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK}};
+    for (const auto& u : *ul) {
+      std::string_view name = GetString(u.as_object(), "name").value_or("");
+      for (const auto& [n, r] : kNames) {
+        if (name == n) {
+          limits.push_back({r, {static_cast<rlim_t>(GetInt(u.as_object(), "soft").value_or(0)),
+                                static_cast<rlim_t>(GetInt(u.as_object(), "hard").value_or(0))}});
+        }
+      }
+    }
+  }
   auto uid = GetInt(spec, "uid");
   auto gid = GetInt(spec, "gid");
   int64_t memory_mib = GetInt(spec, "memoryMiB").value_or(0);
@@ -288,6 +324,7 @@ int RunShim(const std::string& task_dir) {
       rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(memory_mib) << 20;
       ::setrlimit(RLIMIT_AS, &rl);
     }
+    for (const auto& l : limits) ::setrlimit(l.resource, &l.value);
     if (!err && sandbox) {
       // The image's root filesystem with a writable layer of its own, mounted in
       // a mount namespace of the attempt's (it vanishes with it); bubblewrap,

@@ -253,6 +253,7 @@ int RunServer(const ServerOptions& opts) {
 
   exec::LocalOptions exec_opts;
   exec_opts.kill_grace_ms = opts.kill_grace_seconds * 1000;
+  exec_opts.pids_max = opts.job_pids_max;
   exec_opts.run_dir = (dir / "run").string();
   exec_opts.shim_path = ShimPath();
   if (!fs::exists(exec_opts.shim_path, ec)) {

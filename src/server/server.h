@@ -32,6 +32,7 @@ struct ServerOptions {
   // The host's GPUs: ids to hand out (e.g. "0,1"); empty: /dev/nvidia<N> devices.
   std::string gpu_ids;
   int64_t kill_grace_seconds = 30;       // TerminateJob: SIGTERM, then SIGKILL after this
+  int64_t job_pids_max = 4096;           // processes per attempt (cgroup pids.max); 0: none
   int64_t job_log_cap_mib = 64;          // output kept per attempt
   int64_t job_retention_hours = 168;     // finished jobs and their logs are kept this long
   // Lowers AWS's minimum durations (attemptDurationSeconds 60, time-limit

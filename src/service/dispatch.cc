@@ -9,7 +9,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <future>
+#include <sstream>
 
 #include "common/log.h"
 #include "images/images.h"
@@ -408,12 +410,56 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
                                 GetBool(mo, "readOnly").value_or(false)});
         }
       }
+      // `user` inside the sandbox: a number, "uid:gid", or a name from the image's /etc/passwd.
+      if (auto user = GetString(container, "user"); user && !user->empty()) {
+        std::string u(*user), g;
+        if (size_t c = u.find(':'); c != std::string::npos) {
+          g = u.substr(c + 1);
+          u = u.substr(0, c);
+        }
+        auto number = [](const std::string& x) -> std::optional<int64_t> {
+          if (x.empty() || x.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+          return std::stoll(x);
+        };
+        if (auto n = number(u)) {
+          box.uid = static_cast<uid_t>(*n);
+        } else {
+          std::ifstream passwd(*rootfs + "/etc/passwd");
+          std::string line;
+          while (std::getline(passwd, line)) {
+            std::vector<std::string> f;
+            std::stringstream ls(line);
+            for (std::string x; std::getline(ls, x, ':');) f.push_back(x);
+            if (f.size() >= 4 && f[0] == u) {
+              box.uid = static_cast<uid_t>(std::stoul(f[2]));
+              if (g.empty()) box.gid = static_cast<gid_t>(std::stoul(f[3]));
+            }
+          }
+          if (u == "root") box.uid = 0;
+        }
+        if (auto n = number(g)) box.gid = static_cast<gid_t>(*n);
+        if (!box.uid) {
+          spec.cannot_start = "CannotStartContainerError: user '" + std::string(*user) +
+                              "' is not in the image's /etc/passwd";
+        }
+      }
+      // GPUs: the sandbox gets its own devices' nodes and no others.
+      for (const auto& g : job.gpus) {
+        for (std::string dev : {"/dev/nvidia" + g}) {
+          if (std::filesystem::exists(dev, ec)) box.mounts.push_back({dev, dev, false, true});
+        }
+      }
+      if (!job.gpus.empty()) {
+        for (const char* dev : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"}) {
+          if (std::filesystem::exists(dev, ec)) box.mounts.push_back({dev, dev, false, true});
+        }
+      }
       spec.sandbox = std::move(box);
       for (auto& e : spec.env) {
         if (e.rfind("HOME=", 0) == 0) e = "HOME=/tmp";
         if (e.rfind("TMPDIR=", 0) == 0) e = "TMPDIR=/tmp";
       }
-      applied_here = {"readonlyRootFilesystem", "mountPoints", "volumes"};
+      applied_here = {"readonlyRootFilesystem", "mountPoints", "volumes", "user"};
       spec.log_header.push_back("[drover] sandbox: image '" + std::string(*image) +
                                 "' from the local store, " +
                                 (spec.sandbox->network ? "host network" : "loopback network only") +
@@ -428,6 +474,15 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
                                 "' is not in the local image store and is not used: the "
                                 "command runs on the host");
     }
+  }
+  if (const auto* ul = GetArray(container, "ulimits")) {
+    for (const auto& u : *ul) {
+      const auto& uo = u.as_object();
+      spec.ulimits.push_back({std::string(GetString(uo, "name").value_or("")),
+                              GetInt(uo, "softLimit").value_or(0),
+                              GetInt(uo, "hardLimit").value_or(0)});
+    }
+    applied_here.push_back("ulimits");
   }
   std::vector<std::string> ignored;
   for (const char* k : {"user", "privileged", "readonlyRootFilesystem", "mountPoints", "volumes",

@@ -108,6 +108,17 @@ class SandboxTest(JobsTestCase):
         second = self.run_job(jd=self.image_jd("test -e /scribble && echo leaked || echo clean"))
         self.assertEqual(self.output(second["jobId"]), ["clean"])
 
+    def test_user_and_ulimits_apply_in_the_sandbox(self):
+        """Given user 1234:1234 and a nofile ulimit of 77, the job should run as uid 1234 and see 77 open files at most; an unknown user name fails the attempt."""
+        jd = self.image_jd("id -u; id -g; ulimit -n", user="1234:1234",
+                           ulimits=[{"name": "nofile", "softLimit": 77, "hardLimit": 77}])
+        job = self.run_job(jd=jd)
+        self.assertEqual(job["status"], "SUCCEEDED", job)
+        self.assertEqual(self.output(job["jobId"]), ["1234", "1234", "77"])
+        job = self.run_job(jd=self.image_jd("true", user="nosuchuser"))
+        self.assertEqual(job["status"], "FAILED", job)
+        self.assertIn("nosuchuser", job["statusReason"])
+
     def test_an_isolating_environment_refuses_a_missing_image(self):
         """Given a compute environment tagged drover.images=isolate, a job whose image is not in the store should fail with CannotPullContainerError, and one whose image is should run."""
         ce = self.name("ce")
