@@ -153,7 +153,9 @@ TEST_F(LocalExecutorTest, ASignalDeathIsExitCode128PlusN) {
 TEST_F(LocalExecutorTest, AttemptsOutliveTheExecutorAndAreReattached) {
   // Given a running attempt whose executor (server) goes away, the attempt should go on,
   // and a new executor should re-attach and report its true exit code and full output.
-  auto s = Spec("keep", {"sh", "-c", "echo before; sleep 0.6; echo after; exit 3"});
+  auto gate = (root_ / "gate").string();
+  auto s = Spec("keep", {"sh", "-c", "echo before; while [ ! -e " + gate +
+                                     " ]; do sleep 0.02; done; echo after; exit 3"});
   ASSERT_TRUE(exec_->Start(s).ok());
   exec_.reset();  // the server stops
   {
@@ -162,16 +164,22 @@ TEST_F(LocalExecutorTest, AttemptsOutliveTheExecutorAndAreReattached) {
   }
   exec_ = NewExecutor();
   exec_->Attach("keep", "job-keep", 1);
+  std::ofstream(gate) << "open";  // only now may it end
   TaskEvent e = WaitExit("keep");
   EXPECT_EQ(e.exit_code, 3);
   EXPECT_EQ(Lines("keep"), (std::vector<std::string>{"before", "after"}));
 }
 
 TEST_F(LocalExecutorTest, AttemptsThatEndedWhileNoServerWatchedAreCollected) {
-  auto s = Spec("gone", {"sh", "-c", "echo bye; exit 5"});
+  // (The job waits for a gate the test opens once the executor is gone: otherwise it
+  // could end, and be reported, before the executor stops.)
+  auto gate = (root_ / "gate").string();
+  auto s = Spec("gone", {"sh", "-c", "while [ ! -e " + gate + " ]; do sleep 0.02; done; "
+                                     "echo bye; exit 5"});
   ASSERT_TRUE(exec_->Start(s).ok());
   exec_.reset();
-  usleep(300000);  // it ends meanwhile
+  std::ofstream(gate) << "open";
+  for (int i = 0; i < 500 && !fs::exists(root_ / "run/gone/status"); ++i) usleep(10000);
   {
     std::lock_guard<std::mutex> l(mu_);
     events_.clear();
