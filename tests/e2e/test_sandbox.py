@@ -119,6 +119,27 @@ class SandboxTest(JobsTestCase):
         self.assertEqual(job["status"], "FAILED", job)
         self.assertIn("nosuchuser", job["statusReason"])
 
+    @unittest.skipUnless(shutil.which("umoci"), "umoci is installed by scripts/deps.sh")
+    def test_an_oci_image_layout_imports_and_runs(self):
+        """Given an OCI image layout built with umoci, `drover image import` should unpack its tag and a job should run in it."""
+        layout = os.path.join(self.work, "oci-layout")
+        bundle = os.path.join(self.work, "oci-bundle")
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+        run("umoci", "init", "--layout", layout)
+        run("umoci", "new", "--image", layout + ":v1")
+        run("umoci", "unpack", "--image", layout + ":v1", bundle)
+        make_rootfs(os.path.join(bundle, "rootfs"))
+        with open(os.path.join(bundle, "rootfs", "etc", "image-marker"), "w") as f:
+            f.write("from an OCI layout\n")
+        run("umoci", "repack", "--image", layout + ":v1", bundle)
+        p = subprocess.run([DROVER_BIN, "image", "import", "oci-test:v1", layout,
+                            "--data", self.server.data_dir], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        jd = self.new_jd(command=["cat", "/etc/image-marker"], image="oci-test:v1")
+        job = self.run_job(jd=jd)
+        self.assertEqual(job["status"], "SUCCEEDED", job)
+        self.assertEqual(self.output(job["jobId"]), ["from an OCI layout"])
+
     def test_an_isolating_environment_refuses_a_missing_image(self):
         """Given a compute environment tagged drover.images=isolate, a job whose image is not in the store should fail with CannotPullContainerError, and one whose image is should run."""
         ce = self.name("ce")
