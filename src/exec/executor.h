@@ -42,7 +42,8 @@ struct TaskSpec {
   struct Mount {
     std::string source, target;
     bool read_only = false;
-    bool device = false;  // a device node (GPUs)
+    bool device = false;  // a device node (GPUs, linuxParameters.devices)
+    int64_t tmpfs_mib = 0;  // > 0: a tmpfs of this size at `target` (no source)
   };
   struct Sandbox {
     std::string rootfs;

@@ -118,7 +118,8 @@ Status WriteSpec(const std::string& task_dir, const TaskSpec& spec, const Cgroup
     json::array mounts;
     for (const auto& m : spec.sandbox->mounts) {
       mounts.push_back(json::object{{"source", m.source}, {"target", m.target},
-                                    {"readOnly", m.read_only}, {"device", m.device}});
+                                    {"readOnly", m.read_only}, {"device", m.device},
+                                    {"tmpfsMiB", m.tmpfs_mib}});
     }
     json::object box{{"rootfs", spec.sandbox->rootfs},
                      {"readOnlyRoot", spec.sandbox->read_only_root},
@@ -234,6 +235,11 @@ int RunShim(const std::string& task_dir) {
     if (const auto* mounts = GetArray(*sandbox, "mounts")) {
       for (const auto& m : *mounts) {
         const auto& mo = m.as_object();
+        if (int64_t mib = GetInt(mo, "tmpfsMiB").value_or(0); mib > 0) {
+          b.insert(b.end(), {"--size", std::to_string(mib << 20), "--tmpfs",
+                             std::string(GetString(mo, "target").value_or(""))});
+          continue;
+        }
         b.push_back(GetBool(mo, "device").value_or(false) ? "--dev-bind"
                     : GetBool(mo, "readOnly").value_or(false) ? "--ro-bind"
                                                               : "--bind");

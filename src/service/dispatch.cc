@@ -443,6 +443,26 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
                               "' is not in the image's /etc/passwd";
         }
       }
+      // linuxParameters where they map: devices, tmpfs mounts, /dev/shm's size
+      // (initProcessEnabled: bubblewrap is the sandbox's init already).
+      if (const auto* lp = GetObject(container, "linuxParameters")) {
+        if (const auto* devs = GetArray(*lp, "devices")) {
+          for (const auto& d : *devs) {
+            std::string host(GetString(d.as_object(), "hostPath").value_or(""));
+            std::string target(GetString(d.as_object(), "containerPath").value_or(host));
+            box.mounts.push_back({host, target, false, true});
+          }
+        }
+        if (const auto* tmpfs = GetArray(*lp, "tmpfs")) {
+          for (const auto& t : *tmpfs) {
+            box.mounts.push_back({"", std::string(GetString(t.as_object(), "containerPath").value_or("")),
+                                  false, false, GetInt(t.as_object(), "size").value_or(64)});
+          }
+        }
+        if (auto shm = GetInt(*lp, "sharedMemorySize"); shm && *shm > 0) {
+          box.mounts.push_back({"", "/dev/shm", false, false, *shm});
+        }
+      }
       // GPUs: the sandbox gets its own devices' nodes and no others.
       for (const auto& g : job.gpus) {
         for (std::string dev : {"/dev/nvidia" + g}) {
@@ -459,7 +479,8 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
         if (e.rfind("HOME=", 0) == 0) e = "HOME=/tmp";
         if (e.rfind("TMPDIR=", 0) == 0) e = "TMPDIR=/tmp";
       }
-      applied_here = {"readonlyRootFilesystem", "mountPoints", "volumes", "user"};
+      applied_here = {"readonlyRootFilesystem", "mountPoints", "volumes", "user",
+                      "linuxParameters"};
       spec.log_header.push_back("[drover] sandbox: image '" + std::string(*image) +
                                 "' from the local store, " +
                                 (spec.sandbox->network ? "host network" : "loopback network only") +

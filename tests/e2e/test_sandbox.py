@@ -119,6 +119,19 @@ class SandboxTest(JobsTestCase):
         self.assertEqual(job["status"], "FAILED", job)
         self.assertIn("nosuchuser", job["statusReason"])
 
+    def test_linux_parameters_tmpfs_devices_and_shm(self):
+        """Given linuxParameters with a 1 MiB tmpfs, /dev/null mapped as a device at /dev/mine and a 2 MiB /dev/shm, the job should see all three."""
+        jd = self.image_jd("grep ' /scratchfs ' /proc/mounts | grep -c tmpfs; "
+                           "test -c /dev/mine && echo device; "
+                           "grep ' /dev/shm ' /proc/mounts | grep -c size=2048k",
+                           linuxParameters={"tmpfs": [{"containerPath": "/scratchfs", "size": 1}],
+                                            "devices": [{"hostPath": "/dev/null",
+                                                         "containerPath": "/dev/mine"}],
+                                            "sharedMemorySize": 2})
+        job = self.run_job(jd=jd)
+        self.assertEqual(job["status"], "SUCCEEDED", job)
+        self.assertEqual(self.output(job["jobId"]), ["1", "device", "1"])
+
     @unittest.skipUnless(shutil.which("umoci"), "umoci is installed by scripts/deps.sh")
     def test_an_oci_image_layout_imports_and_runs(self):
         """Given an OCI image layout built with umoci, `drover image import` should unpack its tag and a job should run in it."""
