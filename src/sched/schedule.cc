@@ -60,7 +60,7 @@ class Pass {
       bool known = std::any_of(snap_.queues.begin(), snap_.queues.end(),
                                [&](const QueueView& v) { return v.arn == q; });
       if (known) continue;
-      for (const JobView* j : jobs) plan_.wait.push_back({j->id, "Waiting: job queue was deleted"});
+      for (const JobView* j : jobs) Wait(*j, "Waiting: job queue was deleted");
     }
     return std::move(plan_);
   }
@@ -94,22 +94,21 @@ class Pass {
 
   bool TryPlace(const QueueView& q, const JobView& j, const std::map<std::string, double>* usage) {
     if (!q.enabled) {
-      plan_.wait.push_back({j.id, "Waiting: job queue " + q.name + " is DISABLED"});
+      Wait(j, "Waiting: job queue " + q.name + " is DISABLED");
       return false;
     }
     for (const auto& [name, qty] : j.consumables) {
       auto c = consumables_.find(name);
       if (c == consumables_.end()) {
-        plan_.wait.push_back({j.id, "Waiting: consumable resource " + name + " does not exist"});
+        Wait(j, "Waiting: consumable resource " + name + " does not exist");
         return false;
       }
       if (c->second.available < qty) {
-        plan_.wait.push_back(
-            {j.id, "Waiting for consumable resource " + name + ": the job needs " +
+        Wait(j, "Waiting for consumable resource " + name + ": the job needs " +
                        std::to_string(qty) + (qty > c->second.total
                                                   ? " but its total quantity is only "
                                                   : ", of a total quantity of ") +
-                       std::to_string(c->second.total)});
+                       std::to_string(c->second.total));
         return false;
       }
     }
@@ -169,7 +168,7 @@ class Pass {
         host_used_.memory_mib += n.memory_mib;
         host_used_.gpus += n.gpus;
         for (const auto& [name, qty] : j.consumables) consumables_[name].available -= qty;
-        plan_.start.push_back({j.id, ce.arn});
+        plan_.start.push_back({j.id, ce.arn, j.handle});
         return true;
       }
       if (busy.empty()) {
@@ -184,14 +183,18 @@ class Pass {
       }
     }
     if (could_fit || (!busy.empty() && never.empty())) {
-      plan_.wait.push_back({j.id, busy});
+      Wait(j, busy);
     } else if (!never.empty()) {
-      plan_.wait.push_back({j.id, never});
+      Wait(j, never);
     } else if (!any_usable) {
-      plan_.wait.push_back({j.id, "Waiting: no compute environment of job queue " + q.name +
-                                      " is ENABLED"});
+      Wait(j, "Waiting: no compute environment of job queue " + q.name +
+                                      " is ENABLED");
     }
     return false;
+  }
+
+  void Wait(const JobView& j, std::string reason) {
+    plan_.wait.push_back({j.id, std::move(reason), j.handle});
   }
 
   const Snapshot& snap_;

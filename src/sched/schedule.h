@@ -68,6 +68,7 @@ struct JobView {
   int64_t priority = 0;
   // Consumable resources the job holds while it runs: name -> quantity.
   std::vector<std::pair<std::string, int64_t>> consumables;
+  uint64_t handle = 0;  // the caller's own reference to the job, handed back in the plan
 };
 
 // The machine the local compute environments run on.
@@ -92,10 +93,12 @@ struct Snapshot {
 
 struct Placement {
   std::string job_id, ce_arn;
+  uint64_t handle = 0;
 };
 
 struct Wait {
   std::string job_id, reason;
+  uint64_t handle = 0;
 };
 
 struct Plan {

@@ -125,6 +125,9 @@ Status BatchService::Load() {
   jobs_.clear();
   live_.clear();
   dirty_.clear();
+  waiting_.clear();
+  snapshot_jobs_.clear();
+  ++generation_;
   next_seq_ = 1;
   for (auto& r : records) {
     auto doc = ParseJson(r.doc);

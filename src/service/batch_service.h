@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
@@ -212,6 +213,9 @@ class BatchService {
   std::unordered_map<std::string, std::unique_ptr<Job>> jobs_;  // by job id
   std::unordered_map<std::string, Job*> live_;  // jobs not yet SUCCEEDED/FAILED, by id
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
+  std::unordered_set<Job*> waiting_;  // SUBMITTED / PENDING jobs (not array parents)
+  std::vector<Job*> snapshot_jobs_;   // the pass's RUNNABLE jobs, by JobView handle
+  uint64_t generation_ = 0;           // bumped by Load(): Job pointers from before are stale
   // Fair share: each share's decayed past usage in vCPU-minutes, per queue ARN
   // (memory only: it restarts from zero with the server).
   std::map<std::string, std::map<std::string, double>> share_history_;

@@ -132,6 +132,12 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   doc["status"] = status;
   if (!reason.empty()) doc["statusReason"] = reason;
   else doc.erase("statusReason");
+  job.reason = std::move(reason);
+  if ((status == "SUBMITTED" || status == "PENDING") && job.array_size == 0) {
+    waiting_.insert(&job);
+  } else {
+    waiting_.erase(&job);
+  }
   if (status == "RUNNABLE") doc["drover:runnableAt"] = clock_.NowMillis();
   if (IsTerminal(status)) {
     live_.erase(job.id);
@@ -194,6 +200,7 @@ void BatchService::DecayShareHistory(int64_t now) {
 
 sched::Snapshot BatchService::BuildSnapshot() {
   sched::Snapshot snap;
+  snapshot_jobs_.clear();
   snap.host.capacity = cfg_.host_capacity;
   for (const auto& [seq, arn] : order_[std::string(kComputeEnvironment)]) {
     const Resource& r = resources_.at(arn);
@@ -249,6 +256,8 @@ sched::Snapshot BatchService::BuildSnapshot() {
   for (const auto& [id, j] : live_) {
     if (j->status == "RUNNABLE") {
       sched::JobView v{j->id, j->queue, j->need, j->seq, j->retried};
+      v.handle = snapshot_jobs_.size();
+      snapshot_jobs_.push_back(j);
       if (auto p = policies.find(j->queue); p != policies.end()) {
         v.share = j->share;
         v.weight = WeightFor(p->second, j->share);
@@ -644,12 +653,7 @@ void BatchService::SchedulePass() {
     std::unique_lock<std::mutex> l(mu_);
     Outcome out;
     // 1. Dependencies: SUBMITTED and PENDING jobs move on or fail.
-    std::vector<Job*> waiting;
-    for (auto& [id, j] : live_) {
-      if ((j->status == "SUBMITTED" || j->status == "PENDING") && j->array_size == 0) {
-        waiting.push_back(j);
-      }
-    }
+    std::vector<Job*> waiting(waiting_.begin(), waiting_.end());
     std::sort(waiting.begin(), waiting.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
     for (Job* j : waiting) {
       std::string failed, pending;
@@ -685,12 +689,17 @@ void BatchService::SchedulePass() {
     // 3. Placement: the pure scheduler decides on a snapshot, outside the lock.
     DecayShareHistory(now);
     sched::Snapshot snap = BuildSnapshot();
+    uint64_t generation = generation_;
     l.unlock();
     sched::Plan plan = sched::Schedule(snap);
     l.lock();
+    if (generation != generation_) plan = sched::Plan();  // the state was reloaded: decide again
+    auto job_of = [&](uint64_t handle) {
+      return handle < snapshot_jobs_.size() ? snapshot_jobs_[handle] : nullptr;
+    };
     // 4. Plan applier: re-check each decision against the state as it is now.
     for (const auto& p : plan.start) {
-      Job* j = FindJob(p.job_id);
+      Job* j = job_of(p.handle);
       auto ce = resources_.find(p.ce_arn);
       if (!j || j->status != "RUNNABLE" || ce == resources_.end() ||
           GetString(ce->second.doc, "state") != "ENABLED" || !executor_) {
@@ -709,22 +718,26 @@ void BatchService::SchedulePass() {
     // Why a job waits is kept in memory only: it is recomputed by every pass
     // (and after a restart), so storing it would only rewrite documents.
     for (const auto& w : plan.wait) {
-      Job* j = FindJob(w.job_id);
-      if (!j || j->status != "RUNNABLE") continue;
-      json::object& doc = resources_.at(j->arn).doc;
-      if (GetString(doc, "statusReason") == w.reason) continue;
-      doc["statusReason"] = w.reason;
+      Job* j = job_of(w.handle);
+      if (!j || j->status != "RUNNABLE" || j->reason == w.reason) continue;
+      j->reason = w.reason;
+      resources_.at(j->arn).doc["statusReason"] = w.reason;
       j->reason_since = now;
     }
     // The queues' jobStateTimeLimitActions: cancel jobs blocked for too long
     // with a given reason (e.g. MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT).
+    std::unordered_map<std::string, const json::array*> limit_actions;  // queue ARN -> actions
+    for (const auto& [seq, qarn] : order_[std::string(kJobQueue)]) {
+      const json::array* a = GetArray(resources_.at(qarn).doc, "jobStateTimeLimitActions");
+      if (a && !a->empty()) limit_actions[qarn] = a;
+    }
     for (const auto& w : plan.wait) {
-      Job* j = FindJob(w.job_id);
+      if (limit_actions.empty()) break;
+      Job* j = job_of(w.handle);
       if (!j || j->status != "RUNNABLE" || j->reason_since == 0) continue;
-      auto q = resources_.find(j->queue);
-      const json::array* actions =
-          q == resources_.end() ? nullptr : GetArray(q->second.doc, "jobStateTimeLimitActions");
-      if (!actions) continue;
+      auto qa = limit_actions.find(j->queue);
+      if (qa == limit_actions.end()) continue;
+      const json::array* actions = qa->second;
       std::string code = w.reason.substr(0, w.reason.find(" - "));
       for (const auto& a : *actions) {
         const auto& ao = a.as_object();

@@ -38,6 +38,7 @@ struct BatchService::Job {
   bool timed_out = false;        // the attempt ran past its timeout (retry rules apply)
   bool retried = false;          // goes to the front of its queue
   int64_t reason_since = 0;      // RUNNABLE: when the current wait reason began
+  std::string reason;            // mirrors doc["statusReason"] (compared every pass)
   // Fair share and consumable resources.
   std::string share;     // shareIdentifier
   int64_t priority = 0;  // schedulingPriority (within its share)

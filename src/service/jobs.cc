@@ -155,8 +155,12 @@ void BatchService::IndexJob(const Resource& r) {
       job->array_size = static_cast<int>(*size);
     }
   }
+  job->reason = std::string(GetString(r.doc, "statusReason").value_or(""));
   Job* raw = job.get();
   if (!IsTerminal(job->status)) live_[job->id] = raw;
+  if ((job->status == "SUBMITTED" || job->status == "PENDING") && job->array_size == 0) {
+    waiting_.insert(raw);
+  }
   jobs_[job->id] = std::move(job);
 }
 
@@ -417,6 +421,7 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     child->parent = id;
     child->index = static_cast<int>(i);
     live_[cid] = child;
+    waiting_.insert(child);
     jobs_[cid].reset(child);
     out.puts.push_back(carn);
   }
