@@ -20,6 +20,8 @@ constexpr const char* kQuotaShares =
     "for SageMaker Training service jobs, which Drover does not support (see "
     "docs/api-compat.md)";
 
+constexpr size_t kMaxSubmitJobBytes = 30 * 1024;
+
 }  // namespace
 
 bool IsValidName(std::string_view name) {
@@ -160,6 +162,15 @@ void BatchService::Call(std::string_view operation, json::value request, Reply d
   if (op->second.unsupported) return done(Status::Client(op->second.unsupported));
   if (Status s = model::ServiceModel::Batch().Conform(mop->input, request); !s.ok()) {
     return done(s);
+  }
+  // AWS's limit on a SubmitJob request (parameters, overrides, tags included).
+  if (operation == "SubmitJob" && ToJson(request).size() > kMaxSubmitJobBytes) {
+    return done(Status::Client("The SubmitJob request is larger than 30 KiB (AWS's limit)"));
+  }
+  if (!operation.starts_with("Describe") && !operation.starts_with("List") &&
+      !operation.starts_with("Get") && store_.Pending() >= cfg_.max_pending_writes) {
+    return done(Status::Throttled("Too many requests: " + std::to_string(store_.Pending()) +
+                                  " writes are waiting for the store; retry"));
   }
   std::unique_lock<std::mutex> l(mu_);
   Result<Outcome> out = (this->*op->second.handler)(request.as_object());

@@ -53,6 +53,9 @@ struct ServiceConfig {
   // AWS's minimums: attemptDurationSeconds >= 60, jobStateTimeLimitActions
   // maxTimeSeconds >= 600. Lowered (--min-time-seconds) so tests stay fast.
   int64_t min_attempt_seconds = 60;
+  // Back-pressure: writes answer TooManyRequestsException (429, which SDKs retry)
+  // while this many batches wait for the store, instead of queueing without bound.
+  size_t max_pending_writes = 20000;
   int64_t min_time_limit_seconds = 600;
   std::string host_name = "localhost";
 };

@@ -144,5 +144,50 @@ TEST_F(ServiceTest, AccessKeysAreStoredAndLookedUp) {
   Err("TagResource", R"({"resourceArn":")" + key->id + R"(","tags":{"a":"b"}})");
 }
 
+// A store whose writes never complete until released: a queue that backs up.
+class StuckStore : public store::Store {
+ public:
+  Result<std::vector<store::Record>> LoadAll() override { return std::vector<store::Record>{}; }
+  void Write(store::WriteBatch, std::function<void(Status)> done) override {
+    waiting.push_back(std::move(done));
+  }
+  size_t Pending() const override { return waiting.size(); }
+  std::vector<std::function<void(Status)>> waiting;
+};
+
+TEST(BackPressureTest, AFullWriteQueueAnswersTooManyRequestsAndReadsGoOn) {
+  // Given a store with max_pending_writes batches waiting, the next write should be refused
+  // with a throttling error (429 at the API) while reads still answer.
+  StuckStore store;
+  FakeClock clock;
+  FakeIds ids;
+  ServiceConfig cfg;
+  cfg.max_pending_writes = 2;
+  BatchService svc(cfg, store, clock, ids);
+  ASSERT_TRUE(svc.Load().ok());
+  std::vector<Result<json::object>> replies;
+  for (int i = 0; i < 3; ++i) {
+    svc.Call("CreateSchedulingPolicy", J(R"({"name":"p)" + std::to_string(i) + R"("})"),
+             [&](Result<json::object> r) { replies.push_back(std::move(r)); });
+  }
+  ASSERT_EQ(replies.size(), 1u);  // two wait for the store, the third is refused at once
+  EXPECT_EQ(replies[0].status().code(), Code::kThrottled);
+  auto list = svc.CallSync("ListSchedulingPolicies", J("{}"));
+  EXPECT_TRUE(list.ok());
+  for (auto& done : store.waiting) done(Status::Ok());
+  EXPECT_EQ(replies.size(), 3u);
+}
+
+TEST_F(ServiceTest, SubmitJobRequestsOverThirtyKibAreRefused) {
+  MakeCe("ce1");
+  Ok("CreateJobQueue", R"({"jobQueueName":"q","priority":1,"computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce1"}]})");
+  Ok("RegisterJobDefinition", R"({"jobDefinitionName":"jd","type":"container","containerProperties":{"command":["true"]}})");
+  std::string big(31 * 1024, 'x');
+  Status s = Err("SubmitJob", R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","parameters":{"p":")" + big + R"("}})");
+  EXPECT_NE(s.message().find("30 KiB"), std::string::npos);
+  auto l = Ok("ListJobs", R"({"jobQueue":"q","jobStatus":"SUBMITTED"})");
+  EXPECT_TRUE(l["jobSummaryList"].as_array().empty());
+}
+
 }  // namespace
 }  // namespace drover::service

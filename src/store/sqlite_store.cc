@@ -106,16 +106,21 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  size_t Pending() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    return queue_.size();
+  }
+
   void Write(WriteBatch batch, std::function<void(Status)> done) override {
     {
       std::lock_guard<std::mutex> l(mu_);
-      queue_.push_back(Pending{std::move(batch), std::move(done)});
+      queue_.push_back(Queued{std::move(batch), std::move(done)});
     }
     cv_.notify_one();
   }
 
  private:
-  struct Pending {
+  struct Queued {
     WriteBatch batch;
     std::function<void(Status)> done;
   };
@@ -131,7 +136,7 @@ class SqliteStore final : public Store {
     for (;;) {
       cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stop_ and drained
-      std::deque<Pending> group;
+      std::deque<Queued> group;
       group.swap(queue_);
       l.unlock();
       Status s = Commit(group);
@@ -143,7 +148,7 @@ class SqliteStore final : public Store {
     }
   }
 
-  Status Commit(const std::deque<Pending>& group) {
+  Status Commit(const std::deque<Queued>& group) {
     std::lock_guard<std::mutex> l(db_mu_);
     if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
       return SqlError(db_, "begin");
@@ -156,7 +161,7 @@ class SqliteStore final : public Store {
     return s;
   }
 
-  Status Apply(const std::deque<Pending>& group) {
+  Status Apply(const std::deque<Queued>& group) {
     Stmt put(db_,
              "INSERT OR REPLACE INTO resources(kind, key, name, revision, seq, doc) "
              "VALUES(?,?,?,?,?,?)");
@@ -185,9 +190,9 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   std::mutex db_mu_;  // guards db_ (the writer and LoadAll)
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Pending> queue_;  // guarded by mu_
+  std::deque<Queued> queue_;  // guarded by mu_
   bool stop_ = false;          // guarded by mu_
   std::thread writer_;         // last: starts after the members above exist
 };

@@ -46,6 +46,8 @@ class Store {
   virtual void Write(WriteBatch batch, std::function<void(Status)> done) = 0;
   // Write() and wait for it.
   Status WriteSync(WriteBatch batch);
+  // Batches queued and not yet committed (for back-pressure).
+  virtual size_t Pending() const = 0;
 };
 
 // Opens (creating and migrating as needed) an SQLite store at `path` in WAL
