@@ -2,11 +2,5 @@
 # Builds Drover, starts a server on a temporary data dir and runs the job
 # latency benchmark against it. Usage: bash bench/run.sh [JOBS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/build.sh >/dev/null
-dir=$(mktemp -d)
-./build/drover server --listen 127.0.0.1:0 --data "$dir" --log-level warn &
-server=$!
-trap 'kill -TERM $server; wait $server; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do [ -s "$dir/endpoint" ] && break; sleep 0.1; done
+source "$(dirname "$0")/server.sh"
 ./build/bench/bench_job_latency --data "$dir" --jobs "${1:-200}"

@@ -172,6 +172,7 @@ class BatchService {
   // Applies a cancel (started jobs untouched) or terminate to a job or array.
   void CancelOne(Job& job, const std::string& reason, Outcome& out);
   void TerminateOne(Job& job, const std::string& reason, Outcome& out);
+  Result<Outcome> StopJob(const json::object& req, bool terminate);
   // Takes or gives back the consumable resources a job's attempt holds.
   void HoldConsumables(Job& job, bool hold);
   void DecayShareHistory(int64_t now);

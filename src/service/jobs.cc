@@ -586,22 +586,23 @@ void BatchService::TerminateOne(Job& j, const std::string& reason, Outcome& out)
   out.puts.push_back(j.arn);
 }
 
-Result<BatchService::Outcome> BatchService::CancelJob(const json::object& req) {
+Result<BatchService::Outcome> BatchService::StopJob(const json::object& req, bool terminate) {
   std::string_view ref = *GetString(req, "jobId");
   Job* j = FindJob(ref);
   if (!j) return Status::Client("Job " + std::string(ref) + " does not exist");
   Outcome out;
-  CancelOne(*j, std::string(*GetString(req, "reason")), out);
+  std::string reason(*GetString(req, "reason"));
+  if (terminate) TerminateOne(*j, reason, out);
+  else CancelOne(*j, reason, out);
   return out;
 }
 
+Result<BatchService::Outcome> BatchService::CancelJob(const json::object& req) {
+  return StopJob(req, /*terminate=*/false);
+}
+
 Result<BatchService::Outcome> BatchService::TerminateJob(const json::object& req) {
-  std::string_view ref = *GetString(req, "jobId");
-  Job* j = FindJob(ref);
-  if (!j) return Status::Client("Job " + std::string(ref) + " does not exist");
-  Outcome out;
-  TerminateOne(*j, std::string(*GetString(req, "reason")), out);
-  return out;
+  return StopJob(req, /*terminate=*/true);
 }
 
 Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(const json::object& req) {

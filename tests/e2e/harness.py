@@ -320,6 +320,23 @@ class DroverTestCase(unittest.TestCase):
         cls.raw = self.server.client(config=RAW)
         return rc
 
+    # --- waiting -----------------------------------------------------------
+
+    WAIT_DEADLINE = 30.0  # seconds: the default bound of every wait
+    WAIT_POLL = 0.05
+
+    def wait_for(self, what, fn, timeout=None):
+        """Polls fn() until it returns something true; fails after `timeout` seconds."""
+        timeout = self.WAIT_DEADLINE if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            last = fn()
+            if last:
+                return last
+            if time.monotonic() > deadline:
+                self.fail("gave up after %.0fs waiting for %s" % (timeout, what))
+            time.sleep(self.WAIT_POLL)
+
     # --- names and ARNs ----------------------------------------------------
 
     def name(self, prefix="r"):

@@ -176,18 +176,6 @@ class JobsTestCase(DroverTestCase):
         self.assertEqual(len(jobs), 1, "DescribeJobs(%s) answered %r" % (job_id, jobs))
         return jobs[0]
 
-    def wait_for(self, what, fn, timeout=DEADLINE):
-        """Polls fn() until it returns something true; fails after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            last = fn()
-            if last:
-                return last
-            if time.monotonic() > deadline:
-                self.fail("gave up after %.0fs waiting for %s" % (timeout, what))
-            time.sleep(POLL)
-
     def wait_status(self, job_id, *statuses, timeout=DEADLINE):
         """Waits until the job is in one of `statuses`; returns its description."""
         seen = {}
@@ -847,7 +835,6 @@ class JobIsolationTest(JobsTestCase):
                                         "list logs", "list scratch"})
         for what, rc in results.items():
             self.assertNotEqual(rc, "0", "a job could %s" % what)
-
 
     def test_job_cannot_read_another_jobs_scratch_dir(self):
         """Given a job that wrote a file in its scratch dir, another job (knowing the path) should not be able to read it, while the first runs or after it finished."""

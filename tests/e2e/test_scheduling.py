@@ -129,17 +129,6 @@ class SchedulingTestCase(DroverTestCase):
     def children(self, parent, size):
         return ["%s:%d" % (parent, i) for i in range(size)]
 
-    def wait_for(self, what, fn, timeout=DEADLINE):
-        """Polls fn() until it returns something true; fails after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            last = fn()
-            if last:
-                return last
-            if time.monotonic() > deadline:
-                self.fail("gave up after %.0fs waiting for %s" % (timeout, what))
-            time.sleep(POLL)
-
     def wait_status(self, job_id, *statuses, timeout=DEADLINE):
         """Waits until the job is in one of `statuses`; returns its description."""
         seen = {}
