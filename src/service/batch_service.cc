@@ -128,6 +128,8 @@ Status BatchService::Load() {
   live_.clear();
   dirty_.clear();
   waiting_.clear();
+  running_.clear();
+  runnable_.clear();
   snapshot_jobs_.clear();
   ++generation_;
   next_seq_ = 1;

@@ -218,6 +218,14 @@ class BatchService {
   std::unordered_map<std::string, Job*> live_;  // jobs not yet SUCCEEDED/FAILED, by id
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
   std::unordered_set<Job*> waiting_;  // SUBMITTED / PENDING jobs (not array parents)
+  std::unordered_set<Job*> running_;  // STARTING / RUNNING jobs
+  // RUNNABLE jobs per queue (and share), in the order the scheduler takes them, so a
+  // pass looks at the head of each queue instead of at every queued job.
+  struct QueueOrder {
+    bool operator()(const Job* a, const Job* b) const;
+  };
+  std::unordered_map<std::string, std::set<Job*, QueueOrder>> runnable_;
+  static std::string QueueKey(const Job& j);
   std::vector<Job*> snapshot_jobs_;   // the pass's RUNNABLE jobs, by JobView handle
   uint64_t generation_ = 0;           // bumped by Load(): Job pointers from before are stale
   // Fair share: each share's decayed past usage in vCPU-minutes, per queue ARN

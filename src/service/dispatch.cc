@@ -118,8 +118,27 @@ void BatchService::RefreshParent(Job& p) {
   }
 }
 
+bool BatchService::QueueOrder::operator()(const Job* a, const Job* b) const {
+  // As sched::Schedule orders a queue: retried first, then (fair share) priority, then FIFO.
+  if (a->retried != b->retried) return a->retried;
+  int64_t pa = a->share.empty() ? 0 : a->priority, pb = b->share.empty() ? 0 : b->priority;
+  if (pa != pb) return pa > pb;
+  if (a->seq != b->seq) return a->seq < b->seq;
+  return a < b;
+}
+
+std::string BatchService::QueueKey(const Job& j) { return j.queue + '\n' + j.share; }
+
 void BatchService::SetJobStatus(Job& job, std::string_view status, std::string reason) {
   json::object& doc = resources_.at(job.arn).doc;
+  if (job.status == "RUNNABLE" && status != "RUNNABLE") {
+    auto it = runnable_.find(QueueKey(job));
+    if (it != runnable_.end()) it->second.erase(&job);
+  } else if (job.status != "RUNNABLE" && status == "RUNNABLE") {
+    runnable_[QueueKey(job)].insert(&job);
+  }
+  if (status == "STARTING" || status == "RUNNING") running_.insert(&job);
+  else running_.erase(&job);
   if (!job.parent.empty() && job.status != status) {
     if (Job* p = FindJob(job.parent)) {
       --p->summary[job.status];
@@ -178,7 +197,7 @@ void BatchService::DecayShareHistory(int64_t now) {
   share_history_at_ = now;
   if (dt <= 0) return;
   std::map<std::string, std::map<std::string, double>> running;
-  for (const auto& [id, j] : live_) {
+  for (const Job* j : running_) {
     if (!j->ce.empty() && !j->share.empty()) running[j->queue][j->share] += j->need.vcpus;
   }
   for (const auto& [seq, qarn] : order_[std::string(kJobQueue)]) {
@@ -253,8 +272,14 @@ sched::Snapshot BatchService::BuildSnapshot() {
     auto policy = resources_.find(std::string(*sp));
     policies[q.arn] = policy == resources_.end() ? nullptr : &policy->second.doc;
   }
-  for (const auto& [id, j] : live_) {
-    if (j->status == "RUNNABLE") {
+  // The head of each queue (each share of a fair-share queue): a pass decides for
+  // at most kWindow jobs per head, so its cost follows what it can place, not the
+  // depth of the queue. Jobs further back wait for their turn (and say so).
+  constexpr size_t kWindow = 2000;
+  for (const auto& [key, jobs] : runnable_) {
+    size_t n = 0;
+    for (Job* j : jobs) {
+      if (n++ == kWindow) break;
       sched::JobView v{j->id, j->queue, j->need, j->seq, j->retried};
       v.handle = snapshot_jobs_.size();
       snapshot_jobs_.push_back(j);
@@ -265,7 +290,10 @@ sched::Snapshot BatchService::BuildSnapshot() {
       }
       v.consumables = j->consumables;
       snap.runnable.push_back(std::move(v));
-    } else if (!j->ce.empty()) {  // STARTING / RUNNING hold capacity
+    }
+  }
+  for (Job* j : running_) {
+    if (!j->ce.empty()) {  // STARTING / RUNNING hold capacity
       if (policies.contains(j->queue)) snap.share_usage[j->queue][j->share] += j->need.vcpus;
       auto it = snap.ces.find(j->ce);
       if (it != snap.ces.end()) {
@@ -674,12 +702,14 @@ void BatchService::SchedulePass() {
         if (j->status == "PENDING" && current == reason) continue;
         SetJobStatus(*j, "PENDING", reason);
       } else {
-        SetJobStatus(*j, "RUNNABLE", "");
+        auto q = resources_.find(j->queue);
+        SetJobStatus(*j, "RUNNABLE", "Waiting for its turn in job queue " +
+                                         (q == resources_.end() ? j->queue : q->second.name));
       }
       out.puts.push_back(j->arn);
     }
     // 2. Timeouts.
-    for (auto& [id, j] : live_) {
+    for (Job* j : running_) {
       if (j->status == "RUNNING" && j->timeout_ms > 0 && !j->timed_out &&
           j->terminate_reason.empty() && j->started_at + j->timeout_ms <= now && executor_) {
         j->timed_out = true;
@@ -709,9 +739,9 @@ void BatchService::SchedulePass() {
       j->ce = p.ce_arn;
       j->task_id = spec.task_id;
       j->start_pending = true;
-      j->retried = false;
       HoldConsumables(*j, true);
       SetJobStatus(*j, "STARTING", "");
+      j->retried = false;  // (after it left the queue's ordered set: the flag is part of its key)
       out.puts.push_back(j->arn);
       starts.push_back(std::move(spec));
     }

@@ -161,6 +161,8 @@ void BatchService::IndexJob(const Resource& r) {
   if ((job->status == "SUBMITTED" || job->status == "PENDING") && job->array_size == 0) {
     waiting_.insert(raw);
   }
+  if (job->status == "RUNNABLE") runnable_[QueueKey(*raw)].insert(raw);
+  if (job->status == "STARTING" || job->status == "RUNNING") running_.insert(raw);
   jobs_[job->id] = std::move(job);
 }
 
