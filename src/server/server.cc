@@ -267,7 +267,9 @@ int RunServer(const ServerOptions& opts) {
   svc.StartScheduler();
   LOG_INFO("jobs run on this host: {} vCPU, {} MiB, {} GPU{}", cfg.host_capacity.vcpus,
            cfg.host_capacity.memory_mib, cfg.host_capacity.gpus,
-           cfg.job_uid ? " as user " + opts.job_user : std::string());
+           cfg.job_uid ? (cfg.job_uid_count ? " under per-attempt uids (group of " + opts.job_user + ")"
+                                             : " as user " + opts.job_user)
+                       : std::string());
   LOG_INFO("job containment: {}", executor->Describe());
 
   std::thread signals([&] {
