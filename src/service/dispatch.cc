@@ -311,7 +311,14 @@ sched::Snapshot BatchService::BuildSnapshot() {
 
 exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
   json::object& doc = resources_.at(job.arn).doc;
-  json::object& container = doc["container"].as_object();
+  // Every key this function adds to `doc` is added here, before `container` is
+  // taken: inserting into a Boost.JSON object may move its values, and a
+  // reference into it would dangle.
+  for (const char* k : {"drover:logStream", "drover:ce", "drover:taskId", "drover:logGroup",
+                        "drover:gpus"}) {
+    if (!doc.contains(k)) doc[k] = nullptr;
+  }
+  json::object& container = doc.at("container").as_object();
   const Resource& ce = resources_.at(ce_arn);
   const Resource& queue = resources_.at(job.queue);
   exec::TaskSpec spec;
@@ -337,16 +344,16 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
     }
   }
   // The stream is named in DescribeJobs once the attempt runs (it exists then).
-  doc["drover:logStream"] = stream;
+  doc.at("drover:logStream") = stream;
   container.erase("logStreamName");
   container["taskArn"] = "arn:aws:ecs:" + arns_.region() + ":" + arns_.account() + ":task/" +
                          ce.name + "_Batch/" + spec.task_id;
   container["containerInstanceArn"] = "arn:aws:ecs:" + arns_.region() + ":" + arns_.account() +
                                       ":container-instance/" + ce.name + "_Batch/" +
                                       cfg_.host_name;
-  doc["drover:ce"] = ce_arn;
-  doc["drover:taskId"] = spec.task_id;
-  doc["drover:logGroup"] = group;
+  doc.at("drover:ce") = ce_arn;
+  doc.at("drover:taskId") = spec.task_id;
+  doc.at("drover:logGroup") = group;
   spec.log_root = cfg_.log_root;
   spec.log_group = group;
   spec.log_stream = stream;
@@ -387,7 +394,9 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
     job.gpus.push_back(*it);
     it = free_gpus_.erase(it);
   }
-  if (!job.gpus.empty()) {
+  if (job.gpus.empty()) {
+    doc.at("drover:gpus") = nullptr;
+  } else {
     std::string list;
     json::array ids;
     for (const auto& g : job.gpus) {
@@ -396,7 +405,7 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
     }
     spec.env.push_back("CUDA_VISIBLE_DEVICES=" + list);
     spec.env.push_back("NVIDIA_VISIBLE_DEVICES=" + list);
-    doc["drover:gpus"] = std::move(ids);
+    doc.at("drover:gpus") = std::move(ids);
   }
   if (const auto* cmd = GetArray(container, "command")) {
     for (const auto& a : *cmd) spec.argv.emplace_back(a.as_string());
@@ -603,7 +612,7 @@ void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& o
     if (ev.cpu_time_ns >= 0) usage["cpuSeconds"] = static_cast<double>(ev.cpu_time_ns) / 1e9;
     attempt["resourceUsage"] = std::move(usage);
   }
-  doc["attempts"].as_array().push_back(std::move(attempt));
+  doc.at("attempts").as_array().push_back(std::move(attempt));
   ++job.attempts;
   HoldConsumables(job, false);
   for (const auto& g : job.gpus) free_gpus_.insert(g);
@@ -647,7 +656,8 @@ void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
       json::object& doc = resources_.at(j->arn).doc;
       doc["startedAt"] = ev.at_ms;
       if (auto stream = GetString(doc, "drover:logStream")) {
-        doc["container"].as_object()["logStreamName"] = *stream;
+        std::string name(*stream);  // a copy: the insertion below may move doc's values
+        doc.at("container").as_object()["logStreamName"] = std::move(name);
       }
       SetJobStatus(*j, "RUNNING", "");
       out.puts.push_back(j->arn);
@@ -839,7 +849,8 @@ void BatchService::SchedulePass() {
       j->terminate_reason.clear();
       json::object& doc = resources_.at(j->arn).doc;
       if (auto stream = GetString(doc, "drover:logStream"); stream && s.code() == Code::kClient) {
-        doc["container"].as_object()["logStreamName"] = *stream;  // its header explains
+        std::string name(*stream);  // its header explains; a copy, as above
+        doc.at("container").as_object()["logStreamName"] = std::move(name);
       }
       exec::TaskEvent ev{exec::TaskEvent::Kind::kExited, spec.task_id, spec.job_id,
                          spec.attempt, clock_.NowMillis(), -1, s.message()};
