@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -823,11 +824,13 @@ void BatchService::SchedulePass() {
     auto pruned = logs::LogStore(cfg_.log_root).Prune(now - cfg_.job_retention_ms);
     if (pruned.ok() && *pruned > 0) LOG_INFO("pruned {} expired log streams", *pruned);
   }
-  for (auto& spec : starts) {
+  // Attempts start in parallel (each is a fork+exec of drover-shim and a wait for
+  // its report): a pass that placed many jobs does not start them one by one.
+  auto start_one = [this](const exec::TaskSpec& spec) {
     {
       std::lock_guard<std::mutex> l(mu_);
       Job* j = FindJob(spec.job_id);
-      if (!j || j->task_id != spec.task_id) continue;
+      if (!j || j->task_id != spec.task_id) return;
       if (!j->terminate_reason.empty()) {  // terminated before it started
         Outcome out;
         j->start_pending = false;
@@ -836,13 +839,13 @@ void BatchService::SchedulePass() {
                                           j->terminate_reason},
                       out);
         Persist(std::move(out), [](Result<json::object>) {});
-        continue;
+        return;
       }
     }
     Status s = executor_->Start(spec);  // kRunning arrives through OnTaskEvent
     std::lock_guard<std::mutex> l(mu_);
     Job* j = FindJob(spec.job_id);
-    if (!j || j->task_id != spec.task_id) continue;
+    if (!j || j->task_id != spec.task_id) return;
     j->start_pending = false;
     if (!s.ok()) {
       Outcome out;
@@ -859,7 +862,20 @@ void BatchService::SchedulePass() {
     } else if (!j->terminate_reason.empty()) {
       executor_->Terminate(j->task_id, j->terminate_reason);
     }
+  };
+  size_t workers = std::min<size_t>(starts.size(), 8);
+  if (workers <= 1) {
+    for (const auto& spec : starts) start_one(spec);
+    return;
   }
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> threads;
+  for (size_t w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      for (size_t i = next++; i < starts.size(); i = next++) start_one(starts[i]);
+    });
+  }
+  for (auto& t : threads) t.join();
 }
 
 Status BatchService::RecoverJobs() {
