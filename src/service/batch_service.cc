@@ -131,6 +131,7 @@ Status BatchService::Load() {
   running_.clear();
   runnable_.clear();
   snapshot_jobs_.clear();
+  blocked_queues_.clear();
   ++generation_;
   next_seq_ = 1;
   for (auto& r : records) {
@@ -185,9 +186,15 @@ void BatchService::Call(std::string_view operation, json::value request, Reply d
     return done(std::move(out->response));
   }
   bool wake = out->wake;
+  bool defer = !out->wake_queue.empty() && blocked_queues_.contains(out->wake_queue);
   Persist(std::move(out).value(), std::move(done));  // under mu_: store order = memory order
   l.unlock();
-  if (wake) Wake();
+  if (wake && defer) {
+    std::lock_guard<std::mutex> s(sched_mu_);
+    sched_deferred_ = true;  // the scheduler loop's timer picks it up
+  } else if (wake) {
+    Wake();
+  }
 }
 
 void BatchService::Persist(Outcome outcome, Reply done) {

@@ -98,7 +98,13 @@ class BatchService {
   void SchedulePass();
   void StartScheduler();
   void StopScheduler();
+  // Asks for a scheduler pass now. Wake(queue) is for new jobs in `queue`: if the
+  // last pass left jobs waiting in that queue, the new ones can only queue behind
+  // them, so such wakes are coalesced into at most one pass per
+  // kBlockedPassInterval (a flood of submissions to a full queue does not cost a
+  // pass each). Capacity changes (an attempt ends, a job is stopped) wake at once.
   void Wake();
+  void Wake(const std::string& queue);
   // After Load(): attempts that were STARTING or RUNNING when the server
   // stopped are lost; they are retried or failed.
   Status RecoverJobs();
@@ -116,6 +122,9 @@ class BatchService {
     std::vector<std::string> puts;     // ARNs (or key ids) whose current doc is stored
     std::vector<std::string> deletes;  // ARNs removed from resources_
     bool wake = false;                 // the scheduler has work once this is stored
+    // Set when the work is only new jobs joining this queue: if the last pass
+    // left that queue blocked, the wake is deferred (see Wake()).
+    std::string wake_queue;
   };
   using Handler = Result<Outcome> (BatchService::*)(const json::object& req);
   struct OpEntry {
@@ -240,6 +249,9 @@ class BatchService {
   std::mutex sched_mu_;
   std::condition_variable sched_cv_;
   bool sched_wake_ = false;  // guarded by sched_mu_
+  bool sched_deferred_ = false;  // a coalesced wake is due (guarded by sched_mu_)
+  // Queues the last pass left jobs waiting in (guarded by mu_).
+  std::unordered_set<std::string> blocked_queues_;
   bool sched_stop_ = false;  // guarded by sched_mu_
   std::thread sched_thread_;
   std::mutex pass_mu_;  // one SchedulePass at a time

@@ -26,6 +26,8 @@ namespace {
 constexpr const char* kEssentialExited = "Essential container in task exited";
 constexpr const char* kTimedOut = "Job attempt duration exceeded timeout";
 constexpr int64_t kPruneEveryMs = 60 * 1000;
+// Coalesced passes for submissions to blocked queues: at most one per interval.
+constexpr auto kBlockedPassInterval = std::chrono::milliseconds(50);
 
 bool Glob(std::string_view pattern, std::string_view s) {
   if (!pattern.empty() && pattern.back() == '*') {
@@ -758,8 +760,10 @@ void BatchService::SchedulePass() {
     }
     // Why a job waits is kept in memory only: it is recomputed by every pass
     // (and after a restart), so storing it would only rewrite documents.
+    blocked_queues_.clear();
     for (const auto& w : plan.wait) {
       Job* j = job_of(w.handle);
+      if (j) blocked_queues_.insert(j->queue);
       if (!j || j->status != "RUNNABLE" || j->reason == w.reason) continue;
       j->reason = w.reason;
       resources_.at(j->arn).doc["statusReason"] = w.reason;
@@ -942,13 +946,26 @@ void BatchService::Wake() {
 }
 
 void BatchService::SchedulerLoop() {
+  using namespace std::chrono;
+  constexpr auto kTick = seconds(1);  // passes run at least this often (timeouts, retention)
+  auto last_pass = steady_clock::now();
   for (;;) {
     {
       std::unique_lock<std::mutex> l(sched_mu_);
-      sched_cv_.wait_for(l, std::chrono::seconds(1), [&] { return sched_wake_ || sched_stop_; });
-      if (sched_stop_) return;
+      for (;;) {
+        if (sched_stop_) return;
+        auto now = steady_clock::now();
+        if (sched_wake_ || now >= last_pass + kTick ||
+            (sched_deferred_ && now >= last_pass + kBlockedPassInterval)) {
+          break;
+        }
+        auto until = last_pass + (sched_deferred_ ? kBlockedPassInterval : kTick);
+        sched_cv_.wait_until(l, until);
+      }
       sched_wake_ = false;
+      sched_deferred_ = false;
     }
+    last_pass = steady_clock::now();
     SchedulePass();
   }
 }

@@ -374,6 +374,7 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
   Outcome out;
   out.response = {{"jobArn", arn}, {"jobName", name}, {"jobId", id}};
   out.wake = true;
+  out.wake_queue = queue->arn;
   if (!array_size) {
     IndexJob(Insert(std::string(kJob), arn, id, 0, std::move(doc)));
     jobs_.at(id)->depends_on = plain;
