@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string>
+#include <unordered_map>
 #include <utility>
 
 namespace drover::auth {
@@ -441,6 +443,26 @@ std::string CanonicalRequest(std::string_view method, std::string_view target,
   return out;
 }
 
+// The signing key of a secret for one day, region and service: four HMACs, the
+// same for every request of that day, so each thread keeps the last few.
+const std::string& SigningKey(std::string_view secret, std::string_view scope_date,
+                              std::string_view region, std::string_view service) {
+  thread_local std::unordered_map<std::string, std::string> cache;
+  std::string id;
+  id.append(secret).push_back('\0');
+  id.append(scope_date).push_back('\0');
+  id.append(region).push_back('\0');
+  id.append(service);
+  if (auto it = cache.find(id); it != cache.end()) return it->second;
+  if (cache.size() >= 64) cache.clear();
+  std::string key = "AWS4";
+  key.append(secret);
+  std::string k_date = HmacRaw(key, scope_date);
+  std::string k_region = HmacRaw(k_date, region);
+  std::string k_service = HmacRaw(k_region, service);
+  return cache[std::move(id)] = HmacRaw(k_service, kTerminator);
+}
+
 // The hex signature of `canonical_request` for the scope date/region/service.
 std::string ComputeSignature(std::string_view secret, std::string_view amz_date,
                              std::string_view scope_date, std::string_view region,
@@ -451,13 +473,7 @@ std::string ComputeSignature(std::string_view secret, std::string_view amz_date,
   std::string string_to_sign;
   string_to_sign.append(kAlgorithm).append("\n").append(amz_date).append("\n");
   string_to_sign.append(scope).append("\n").append(HexEncode(Sha256Raw(canonical_request)));
-  std::string key = "AWS4";
-  key.append(secret);
-  std::string k_date = HmacRaw(key, scope_date);
-  std::string k_region = HmacRaw(k_date, region);
-  std::string k_service = HmacRaw(k_region, service);
-  std::string k_signing = HmacRaw(k_service, kTerminator);
-  return HexEncode(HmacRaw(k_signing, string_to_sign));
+  return HexEncode(HmacRaw(SigningKey(secret, scope_date, region, service), string_to_sign));
 }
 
 // ---------------------------------------------------------------- verify
