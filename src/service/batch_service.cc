@@ -209,6 +209,8 @@ void BatchService::Persist(Outcome outcome, Reply done) {
   for (const std::string& arn : outcome.puts) {
     const Resource& r = resources_.at(arn);
     batch.puts.push_back(store::Record{r.kind, r.arn, r.name, r.revision, r.seq, ToJson(r.doc)});
+    batch.puts.back().create_only =
+        std::find(outcome.creates.begin(), outcome.creates.end(), arn) != outcome.creates.end();
   }
   batch.deletes = std::move(outcome.deletes);
   store_.Write(std::move(batch), [this, response = std::move(outcome.response),
@@ -242,7 +244,7 @@ BatchService::Resource* BatchService::Find(std::string_view kind, std::string_vi
 
 BatchService::Resource& BatchService::Insert(std::string kind, std::string arn, std::string name,
                                              int64_t revision, json::object doc) {
-  int64_t seq = next_seq_++;
+  int64_t seq = NextSeq();
   order_[kind][seq] = arn;
   Resource& r = resources_[arn];
   r = Resource{std::move(kind), arn, std::move(name), revision, seq, std::move(doc)};

@@ -58,6 +58,10 @@ struct ServiceConfig {
   size_t max_pending_writes = 20000;
   int64_t min_time_limit_seconds = 600;
   std::string host_name = "localhost";
+  // Several servers share the store (PostgreSQL): sequence numbers carry this
+  // server's nonce, and CancelJob/TerminateJob on a follower go to the leader.
+  bool shared_store = false;
+  uint16_t seq_nonce = 0;
 };
 
 // Called exactly once per Call(): inline for reads and refused requests, on
@@ -105,6 +109,15 @@ class BatchService {
   // pass each). Capacity changes (an attempt ends, a job is stopped) wake at once.
   void Wake();
   void Wake(const std::string& queue);
+  // Several servers on one store (cluster.cc). Every server answers the API
+  // from its own in-memory view, which ApplyChanges() keeps up to date with
+  // what the others store; only the leader (the holder of the store's lease)
+  // runs the scheduler and jobs. A follower hands CancelJob/TerminateJob to the
+  // leader as "job-request" records, since job states are the leader's to change.
+  void SetLeading(bool leading);
+  bool leading() const;
+  void ApplyChanges(const store::Changes& changes);
+
   // After Load(): attempts that were STARTING or RUNNING when the server
   // stopped are lost; they are retried or failed.
   Status RecoverJobs();
@@ -121,6 +134,7 @@ class BatchService {
     json::object response;
     std::vector<std::string> puts;     // ARNs (or key ids) whose current doc is stored
     std::vector<std::string> deletes;  // ARNs removed from resources_
+    std::vector<std::string> creates;  // ARNs among puts that must not be in the store yet
     bool wake = false;                 // the scheduler has work once this is stored
     // Set when the work is only new jobs joining this queue: if the last pass
     // left that queue blocked, the wake is deferred (see Wake()).
@@ -190,6 +204,11 @@ class BatchService {
   exec::TaskSpec MakeTaskSpec(Job& job, const std::string& ce_arn);
   void PersistSync(Outcome out);
   void SchedulerLoop();
+  // Cluster (cluster.cc).
+  int64_t NextSeq();
+  void UnindexJob(const std::string& arn);  // drops a job's index entry (not its doc)
+  Outcome ForwardStop(const Job& job, const json::object& req, bool terminate);
+  void ApplyJobRequests(Outcome& out);  // the leader's side of ForwardStop
 
   // Tags (tags.cc).
   Result<Outcome> TagResource(const json::object& req);
@@ -254,6 +273,7 @@ class BatchService {
   std::unordered_set<std::string> blocked_queues_;
   bool sched_stop_ = false;  // guarded by sched_mu_
   std::thread sched_thread_;
+  bool leading_ = true;  // guarded by mu_
   std::mutex pass_mu_;  // one SchedulePass at a time
 };
 

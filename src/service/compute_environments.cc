@@ -125,6 +125,7 @@ Result<BatchService::Outcome> BatchService::CreateComputeEnvironment(const json:
   Outcome out;
   out.response = Summary(resources_.at(arn).doc);
   out.puts.push_back(arn);
+  out.creates.push_back(arn);  // two servers cannot both create it
   return out;
 }
 

@@ -685,6 +685,7 @@ void BatchService::PersistSync(Outcome out) {
 
 void BatchService::SchedulePass() {
   std::lock_guard<std::mutex> pass(pass_mu_);
+  if (!leading()) return;  // a follower: the leader schedules (cluster.cc)
   std::vector<exec::TaskSpec> starts;
   std::promise<void> durable;
   auto durable_f = durable.get_future();
@@ -693,6 +694,8 @@ void BatchService::SchedulePass() {
   {
     std::unique_lock<std::mutex> l(mu_);
     Outcome out;
+    // 0. CancelJob / TerminateJob that followers handed over (cluster.cc).
+    ApplyJobRequests(out);
     // 1. Dependencies: SUBMITTED and PENDING jobs move on or fail.
     std::vector<Job*> waiting(waiting_.begin(), waiting_.end());
     std::sort(waiting.begin(), waiting.end(), [](Job* a, Job* b) { return a->seq < b->seq; });

@@ -211,6 +211,7 @@ Result<BatchService::Outcome> BatchService::RegisterJobDefinition(const json::ob
   Outcome out;
   out.response = {{"jobDefinitionName", name}, {"jobDefinitionArn", arn}, {"revision", revision}};
   out.puts.push_back(arn);
+  out.creates.push_back(arn);  // two servers cannot both create it
   return out;
 }
 

@@ -138,6 +138,7 @@ Result<BatchService::Outcome> BatchService::CreateJobQueue(const json::object& r
   Outcome out;
   out.response = Summary(resources_.at(arn).doc);
   out.puts.push_back(arn);
+  out.creates.push_back(arn);  // two servers cannot both create it
   return out;
 }
 

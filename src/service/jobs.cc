@@ -593,6 +593,7 @@ Result<BatchService::Outcome> BatchService::StopJob(const json::object& req, boo
   std::string_view ref = *GetString(req, "jobId");
   Job* j = FindJob(ref);
   if (!j) return Status::Client("Job " + std::string(ref) + " does not exist");
+  if (!leading_) return ForwardStop(*j, req, terminate);  // the leader changes job states
   Outcome out;
   std::string reason(*GetString(req, "reason"));
   if (terminate) TerminateOne(*j, reason, out);

@@ -77,6 +77,7 @@ Result<BatchService::Outcome> BatchService::CreateSchedulingPolicy(const json::o
   Outcome out;
   out.response = {{"name", name}, {"arn", arn}};
   out.puts.push_back(arn);
+  out.creates.push_back(arn);  // two servers cannot both create it
   return out;
 }
 
@@ -183,6 +184,7 @@ Result<BatchService::Outcome> BatchService::CreateConsumableResource(const json:
                   {"consumableResourceArn", arn},
                   {"createdAt", resources_.at(arn).doc.at("createdAt")}};
   out.puts.push_back(arn);
+  out.creates.push_back(arn);  // two servers cannot both create it
   return out;
 }
 

@@ -28,6 +28,9 @@ struct Record {
   int64_t revision = 0;
   int64_t seq = 0;   // creation order, for pagination
   std::string doc;   // the document (JSON text)
+  // Write(): the batch fails with AlreadyExists (nothing of it applied) if a
+  // record with this key exists: two servers cannot both create one key.
+  bool create_only = false;
 
   bool operator==(const Record&) const = default;
 };
@@ -36,6 +39,12 @@ struct WriteBatch {
   std::vector<Record> puts;         // insert or replace by key
   std::vector<std::string> deletes;  // keys
   bool empty() const { return puts.empty() && deletes.empty(); }
+};
+
+// What other store instances (other servers on a shared store) wrote.
+struct Changes {
+  std::vector<Record> puts;
+  std::vector<std::string> deletes;  // keys
 };
 
 class Store {
@@ -48,6 +57,15 @@ class Store {
   Status WriteSync(WriteBatch batch);
   // Batches queued and not yet committed (for back-pressure).
   virtual size_t Pending() const = 0;
+
+  // Several servers on one store (PostgreSQL). Single-server stores (SQLite)
+  // keep these defaults: nothing changes behind the server's back, and it leads.
+  //
+  // Records other instances put or deleted since LoadAll() or the last call.
+  virtual Result<Changes> PollChanges() { return Changes{}; }
+  // The scheduler lease: true while this instance holds it (until its process
+  // or its connection ends, when another instance can take it).
+  virtual Result<bool> TryLead() { return true; }
 };
 
 // Opens (creating and migrating as needed) an SQLite store at `path` in WAL
