@@ -11,6 +11,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <thread>
 #include <map>
@@ -204,6 +205,7 @@ class BatchService {
   exec::TaskSpec MakeTaskSpec(Job& job, const std::string& ce_arn);
   void PersistSync(Outcome out);
   void SchedulerLoop();
+  void StartAttempt(const exec::TaskSpec& spec);
   // Cluster (cluster.cc).
   int64_t NextSeq();
   void UnindexJob(const std::string& arn);  // drops a job's index entry (not its doc)
@@ -275,6 +277,13 @@ class BatchService {
   std::thread sched_thread_;
   bool leading_ = true;  // guarded by mu_
   std::mutex pass_mu_;  // one SchedulePass at a time
+  // Starter threads (with the scheduler thread): attempts placed by a pass start
+  // there, so the next pass need not wait for them.
+  std::mutex start_mu_;
+  std::condition_variable start_cv_;
+  std::deque<exec::TaskSpec> start_queue_;  // guarded by start_mu_
+  bool starters_stop_ = false;              // guarded by start_mu_
+  std::vector<std::thread> starters_;
 };
 
 // Resource kinds, as they appear in ARNs.

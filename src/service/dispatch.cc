@@ -28,6 +28,8 @@ constexpr const char* kTimedOut = "Job attempt duration exceeded timeout";
 constexpr int64_t kPruneEveryMs = 60 * 1000;
 // Coalesced passes for submissions to blocked queues: at most one per interval.
 constexpr auto kBlockedPassInterval = std::chrono::milliseconds(50);
+// Attempts being started at once (each waits for its drover-shim's report).
+constexpr size_t kStarters = 8;
 
 bool Glob(std::string_view pattern, std::string_view s) {
   if (!pattern.empty() && pattern.back() == '*') {
@@ -686,6 +688,7 @@ void BatchService::PersistSync(Outcome out) {
 void BatchService::SchedulePass() {
   std::lock_guard<std::mutex> pass(pass_mu_);
   if (!leading()) return;  // a follower: the leader schedules (cluster.cc)
+  auto t_pass = std::chrono::steady_clock::now();
   std::vector<exec::TaskSpec> starts;
   std::promise<void> durable;
   auto durable_f = durable.get_future();
@@ -826,53 +829,38 @@ void BatchService::SchedulePass() {
       Persist(std::move(out), [&durable](Result<json::object>) { durable.set_value(); });
     }
   }
+  auto t_decided = std::chrono::steady_clock::now();
   durable_f.wait();  // STARTING is durable before anything runs
+  auto t_durable = std::chrono::steady_clock::now();
   if (prune_logs && !cfg_.log_root.empty()) {
     auto pruned = logs::LogStore(cfg_.log_root).Prune(now - cfg_.job_retention_ms);
     if (pruned.ok() && *pruned > 0) LOG_INFO("pruned {} expired log streams", *pruned);
   }
-  // Attempts start in parallel (each is a fork+exec of drover-shim and a wait for
-  // its report): a pass that placed many jobs does not start them one by one.
-  auto start_one = [this](const exec::TaskSpec& spec) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      Job* j = FindJob(spec.job_id);
-      if (!j || j->task_id != spec.task_id) return;
-      if (!j->terminate_reason.empty()) {  // terminated before it started
-        Outcome out;
-        j->start_pending = false;
-        FinishAttempt(*j, exec::TaskEvent{exec::TaskEvent::Kind::kExited, spec.task_id,
-                                          spec.job_id, spec.attempt, clock_.NowMillis(), -1,
-                                          j->terminate_reason},
-                      out);
-        Persist(std::move(out), [](Result<json::object>) {});
-        return;
-      }
-    }
-    Status s = executor_->Start(spec);  // kRunning arrives through OnTaskEvent
-    std::lock_guard<std::mutex> l(mu_);
-    Job* j = FindJob(spec.job_id);
-    if (!j || j->task_id != spec.task_id) return;
-    j->start_pending = false;
-    if (!s.ok()) {
-      Outcome out;
-      j->terminate_reason.clear();
-      json::object& doc = resources_.at(j->arn).doc;
-      if (auto stream = GetString(doc, "drover:logStream"); stream && s.code() == Code::kClient) {
-        std::string name(*stream);  // its header explains; a copy, as above
-        doc.at("container").as_object()["logStreamName"] = std::move(name);
-      }
-      exec::TaskEvent ev{exec::TaskEvent::Kind::kExited, spec.task_id, spec.job_id,
-                         spec.attempt, clock_.NowMillis(), -1, s.message()};
-      FinishAttempt(*j, ev, out);
-      Persist(std::move(out), [](Result<json::object>) {});
-    } else if (!j->terminate_reason.empty()) {
-      executor_->Terminate(j->task_id, j->terminate_reason);
-    }
+  // Attempts start on the starter threads (several at once: each is a spawn of
+  // drover-shim and a wait for its report), so the next pass need not wait for
+  // them. Without the scheduler thread (tests), they start here, in parallel.
+  auto start_one = [this](const exec::TaskSpec& spec) { StartAttempt(spec); };
+  auto log_pass = [&] {
+    if (starts.empty()) return;
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    auto t_end = std::chrono::steady_clock::now();
+    LOG_DEBUG("pass: {} attempts placed; decided in {:.1f} ms, durable after {:.1f} ms, started or queued after {:.1f} ms",
+              starts.size(), ms(t_pass, t_decided), ms(t_decided, t_durable), ms(t_durable, t_end));
   };
-  size_t workers = std::min<size_t>(starts.size(), 8);
+  if (!starters_.empty()) {
+    if (starts.empty()) return;
+    {
+      std::lock_guard<std::mutex> l(start_mu_);
+      for (auto& spec : starts) start_queue_.push_back(std::move(spec));
+    }
+    start_cv_.notify_all();
+    log_pass();
+    return;
+  }
+  size_t workers = std::min<size_t>(starts.size(), kStarters);
   if (workers <= 1) {
     for (const auto& spec : starts) start_one(spec);
+    log_pass();
     return;
   }
   std::atomic<size_t> next{0};
@@ -883,6 +871,47 @@ void BatchService::SchedulePass() {
     });
   }
   for (auto& t : threads) t.join();
+  log_pass();
+}
+
+// Hands one placed attempt to the executor (a posix_spawn of drover-shim and a
+// wait for its report), unless the job was stopped meanwhile.
+void BatchService::StartAttempt(const exec::TaskSpec& spec) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    Job* j = FindJob(spec.job_id);
+    if (!j || j->task_id != spec.task_id) return;
+    if (!j->terminate_reason.empty()) {  // terminated before it started
+      Outcome out;
+      j->start_pending = false;
+      FinishAttempt(*j, exec::TaskEvent{exec::TaskEvent::Kind::kExited, spec.task_id,
+                                        spec.job_id, spec.attempt, clock_.NowMillis(), -1,
+                                        j->terminate_reason},
+                    out);
+      Persist(std::move(out), [](Result<json::object>) {});
+      return;
+    }
+  }
+  Status s = executor_->Start(spec);  // kRunning arrives through OnTaskEvent
+  std::lock_guard<std::mutex> l(mu_);
+  Job* j = FindJob(spec.job_id);
+  if (!j || j->task_id != spec.task_id) return;
+  j->start_pending = false;
+  if (!s.ok()) {
+    Outcome out;
+    j->terminate_reason.clear();
+    json::object& doc = resources_.at(j->arn).doc;
+    if (auto stream = GetString(doc, "drover:logStream"); stream && s.code() == Code::kClient) {
+      std::string name(*stream);  // its header explains; a copy, as above
+      doc.at("container").as_object()["logStreamName"] = std::move(name);
+    }
+    exec::TaskEvent ev{exec::TaskEvent::Kind::kExited, spec.task_id, spec.job_id,
+                       spec.attempt, clock_.NowMillis(), -1, s.message()};
+    FinishAttempt(*j, ev, out);
+    Persist(std::move(out), [](Result<json::object>) {});
+  } else if (!j->terminate_reason.empty()) {
+    executor_->Terminate(j->task_id, j->terminate_reason);
+  }
 }
 
 Status BatchService::RecoverJobs() {
@@ -928,6 +957,21 @@ Status BatchService::RecoverJobs() {
 }
 
 void BatchService::StartScheduler() {
+  for (size_t i = 0; i < kStarters; ++i) {
+    starters_.emplace_back([this] {
+      for (;;) {
+        exec::TaskSpec spec;
+        {
+          std::unique_lock<std::mutex> l(start_mu_);
+          start_cv_.wait(l, [&] { return starters_stop_ || !start_queue_.empty(); });
+          if (start_queue_.empty()) return;  // stopping, and every placed attempt started
+          spec = std::move(start_queue_.front());
+          start_queue_.pop_front();
+        }
+        StartAttempt(spec);
+      }
+    });
+  }
   sched_thread_ = std::thread([this] { SchedulerLoop(); });
 }
 
@@ -938,6 +982,13 @@ void BatchService::StopScheduler() {
   }
   sched_cv_.notify_all();
   if (sched_thread_.joinable()) sched_thread_.join();
+  {
+    std::lock_guard<std::mutex> l(start_mu_);
+    starters_stop_ = true;
+  }
+  start_cv_.notify_all();
+  for (auto& t : starters_) t.join();
+  starters_.clear();
 }
 
 void BatchService::Wake() {
