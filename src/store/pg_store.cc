@@ -235,16 +235,18 @@ class PgStore final : public Store {
     writer_.join();
   }
 
-  // Connects and creates or migrates the schema (openers take turns).
-  Status Open() {
+  // Creates or migrates the schema (openers take turns), then connects.
+  Status Open(const std::string& conninfo) {
+    {
+      Conn c(conninfo, "migration");
+      DROVER_RETURN_IF_ERROR(c.Ensure());
+      DROVER_RETURN_IF_ERROR(c.Exec("begin migration", "BEGIN").status());
+      Status s = Migrate(c);
+      if (s.ok()) s = c.Exec("commit migration", "COMMIT").status();
+      DROVER_RETURN_IF_ERROR(s);  // closing the connection rolls back
+    }
     std::lock_guard<std::mutex> l(write_mu_);
-    DROVER_RETURN_IF_ERROR(write_conn_.Ensure());
-    Conn& c = write_conn_;
-    DROVER_RETURN_IF_ERROR(c.Exec("begin migration", "BEGIN").status());
-    Status s = Migrate(c);
-    if (s.ok()) s = c.Exec("commit migration", "COMMIT").status();
-    if (!s.ok()) (void)c.Exec("rollback migration", "ROLLBACK");
-    return s;
+    return write_conn_.Ensure();
   }
 
   Result<std::vector<Record>> LoadAll() override {
@@ -471,7 +473,7 @@ class PgStore final : public Store {
 
 Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& conninfo) {
   auto store = std::make_unique<PgStore>(conninfo);
-  DROVER_RETURN_IF_ERROR(store->Open());
+  DROVER_RETURN_IF_ERROR(store->Open(conninfo));
   return std::unique_ptr<Store>(std::move(store));
 }
 

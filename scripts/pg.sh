@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL server for tests (Debian's postgresql package).
+#
+#   bash scripts/pg.sh start DIR PORT   # fresh cluster in DIR, on 127.0.0.1:PORT; prints its URL
+#   bash scripts/pg.sh stop DIR
+#
+# The cluster belongs to the `postgres` system user when run as root (PostgreSQL
+# refuses to run as root), listens on 127.0.0.1 only, keeps its unix socket in
+# DIR, trusts local connections (it is a test server) and runs with fsync on.
+set -euo pipefail
+
+usage() { echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2; }
+[ $# -ge 2 ] || usage
+cmd=$1
+dir=$(realpath -m "$2")
+
+# Debian's server binaries (not on PATH); the newest installed version.
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -n "$bin" ] && [ -x "$bin/pg_ctl" ] || {
+  echo "pg.sh: no PostgreSQL server under /usr/lib/postgresql (apt-get install postgresql)" >&2
+  exit 1
+}
+
+as_owner=()
+if [ "$(id -u)" -eq 0 ]; then
+  as_owner=(runuser -u postgres --)
+fi
+
+stop() {
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 ||
+      "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+}
+
+case "$cmd" in
+  start)
+    [ $# -eq 3 ] || usage
+    port=$3
+    stop  # a cluster left running by an interrupted run
+    rm -rf "$dir"
+    mkdir -p "$dir/sock"
+    if [ ${#as_owner[@]} -gt 0 ]; then
+      chown -R postgres: "$dir"
+      # The postgres user must be able to reach DIR.
+      runuser -u postgres -- test -w "$dir" || {
+        echo "pg.sh: user postgres cannot reach $dir (its parents need o+x)" >&2
+        exit 1
+      }
+    fi
+    "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
+      --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir/sock \
+          -c fsync=on -c synchronous_commit=on -c max_connections=300" \
+      start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    echo "postgresql://postgres@127.0.0.1:$port/postgres"
+    ;;
+  stop)
+    stop
+    ;;
+  *)
+    usage
+    ;;
+esac
