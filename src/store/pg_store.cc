@@ -88,6 +88,7 @@ class PgResult {
   }
   bool boolean(int row, int col) const { return PQgetvalue(r_, row, col)[0] == 't'; }
   int64_t affected() const { return std::strtoll(PQcmdTuples(r_), nullptr, 10); }
+  PGresult* get() const { return r_; }
 
  private:
   PGresult* r_;
@@ -157,6 +158,43 @@ class Conn {
     if (!connected()) return Status::Server(what + ": not connected to PostgreSQL");
     return Check(what, PQexecPrepared(c_, name, static_cast<int>(params.size()), params.data(),
                                       nullptr, nullptr, 0));
+  }
+
+  // Sends `n` statements in pipeline mode (`send(conn, i)` sends the i-th with
+  // PQsendQueryPrepared and returns its result) and reads their results: one
+  // round trip for all of them. Any failure closes the connection (the server
+  // then rolls back the open transaction; Ensure() reconnects).
+  Status Pipeline(const std::string& what, size_t n,
+                  const std::function<int(PGconn*, size_t)>& send) {
+    if (!connected()) return Status::Server(what + ": not connected to PostgreSQL");
+    auto fail = [&](std::string msg) {
+      if (msg.empty()) msg = Trim(PQerrorMessage(c_));
+      Close();
+      return Status::Server(what + ": " + msg);
+    };
+    if (!PQenterPipelineMode(c_)) return fail("");
+    for (size_t i = 0; i < n; ++i) {
+      if (!send(c_, i)) return fail("");
+    }
+    if (!PQpipelineSync(c_)) return fail("");
+    std::string first_error;
+    for (size_t i = 0; i < n; ++i) {
+      PgResult r(PQgetResult(c_));
+      if (!r.get()) return fail(first_error);
+      ExecStatusType st = PQresultStatus(r.get());
+      if (st == PGRES_FATAL_ERROR && first_error.empty()) {
+        first_error = Trim(PQresultErrorMessage(r.get()));
+      } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+                 st != PGRES_PIPELINE_ABORTED && st != PGRES_FATAL_ERROR) {
+        return fail("unexpected result " + std::string(PQresStatus(st)));
+      }
+      if (PQgetResult(c_) != nullptr) return fail("unexpected extra result");
+    }
+    PgResult sync(PQgetResult(c_));
+    if (!sync.get() || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) return fail(first_error);
+    if (!first_error.empty()) return fail(first_error);
+    if (!PQexitPipelineMode(c_)) return fail("");
+    return Status::Ok();
   }
 
   Status Prepare(const char* name, const char* sql, int params) {
@@ -407,24 +445,40 @@ class PgStore final : public Store {
   Status Commit(const std::deque<Queued>& group, std::vector<Status>& each) {
     std::lock_guard<std::mutex> l(write_mu_);
     Conn& c = write_conn_;
-    DROVER_RETURN_IF_ERROR(c.ExecRetrying("begin", "BEGIN").status());
     // Commits in version order: versions are drawn only under this lock, and
     // it is released after the commit is visible, so a reader that saw
     // version v has seen every version below it.
-    std::string key = std::to_string(kWriteLock);
-    Status s = c.Exec("lock writes", "SELECT pg_advisory_xact_lock($1)", {key.c_str()}).status();
-    if (s.ok()) s = Apply(c, group, each);
+    static const std::string begin =
+        "BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(kWriteLock) + ")";
+    DROVER_RETURN_IF_ERROR(c.ExecRetrying("begin", begin.c_str()).status());
+    Status s = Apply(c, group, each);
     if (s.ok()) s = c.Exec("commit", "COMMIT").status();
     if (!s.ok() && c.connected()) (void)c.Exec("rollback", "ROLLBACK");
     return s;
   }
 
+  // A put or a delete, to be sent pipelined.
+  struct Op {
+    const Record* put = nullptr;
+    const std::string* del = nullptr;
+  };
+
   Status Apply(Conn& c, const std::deque<Queued>& group, std::vector<Status>& each) {
+    // Batches without create_only puts go in one pipeline; a batch with one
+    // runs statement by statement between savepoints: whether it applies
+    // depends on what each of its creates found.
+    std::vector<Op> ops;
     for (size_t i = 0; i < group.size(); ++i) {
       const WriteBatch& b = group[i].batch;
       const bool guarded = std::any_of(b.puts.begin(), b.puts.end(),
                                        [](const Record& r) { return r.create_only; });
-      if (guarded) DROVER_RETURN_IF_ERROR(c.Exec("savepoint", "SAVEPOINT batch").status());
+      if (!guarded) {
+        for (const Record& r : b.puts) ops.push_back(Op{&r, nullptr});
+        for (const std::string& k : b.deletes) ops.push_back(Op{nullptr, &k});
+        continue;
+      }
+      DROVER_RETURN_IF_ERROR(Send(c, ops));
+      DROVER_RETURN_IF_ERROR(c.Exec("savepoint", "SAVEPOINT batch").status());
       for (const Record& r : b.puts) {
         std::string revision = std::to_string(r.revision), seq = std::to_string(r.seq);
         DROVER_ASSIGN_OR_RETURN(
@@ -446,8 +500,32 @@ class PgStore final : public Store {
         DROVER_RETURN_IF_ERROR(
             c.ExecPrepared("delete " + k, "delete", {k.c_str(), writer_id_.c_str()}).status());
       }
-      if (guarded) DROVER_RETURN_IF_ERROR(c.Exec("release", "RELEASE SAVEPOINT batch").status());
+      DROVER_RETURN_IF_ERROR(c.Exec("release", "RELEASE SAVEPOINT batch").status());
     }
+    return Send(c, ops);
+  }
+
+  // Sends `ops` pipelined, in chunks (what a chunk's results take stays far
+  // below the socket buffers, so sending never waits on unread results), and
+  // clears it.
+  Status Send(Conn& c, std::vector<Op>& ops) {
+    constexpr size_t kChunk = 1000;
+    for (size_t start = 0; start < ops.size(); start += kChunk) {
+      const size_t n = std::min(kChunk, ops.size() - start);
+      DROVER_RETURN_IF_ERROR(c.Pipeline("write", n, [&](PGconn* pg, size_t i) {
+        const Op& op = ops[start + i];
+        if (op.del) {
+          const char* params[] = {op.del->c_str(), writer_id_.c_str()};
+          return PQsendQueryPrepared(pg, "delete", 2, params, nullptr, nullptr, 0);
+        }
+        const Record& r = *op.put;
+        std::string revision = std::to_string(r.revision), seq = std::to_string(r.seq);
+        const char* params[] = {r.key.c_str(), r.kind.c_str(), r.name.c_str(), revision.c_str(),
+                                seq.c_str(), r.doc.c_str(), writer_id_.c_str()};
+        return PQsendQueryPrepared(pg, "put", 7, params, nullptr, nullptr, 0);
+      }));
+    }
+    ops.clear();
     return Status::Ok();
   }
 
