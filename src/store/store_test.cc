@@ -379,6 +379,23 @@ TEST_P(StoreTest, ReconnectsAfterTheDatabaseDroppedItsConnections) {
   EXPECT_TRUE(again);
 }
 
+TEST_P(StoreTest, ARefusedCommitFailsItsBatchesAndTheStoreGoesOn) {
+  // Given a batch the database refuses (text that is not UTF-8), its write should fail with
+  // a Server error and store nothing of it, and the next writes should succeed.
+  if (!pg()) GTEST_SKIP() << "SQLite stores any bytes";
+  auto s = Open();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Store& st = **s;
+  Status bad = st.WriteSync({{R("ok-looking", 1), R("bad", 2, "{\"x\":\"\xff\xfe\"}")}, {}});
+  EXPECT_EQ(bad.code(), Code::kServer) << bad.ToString();
+  Status good = st.WriteSync({{R("good", 3)}, {}});
+  EXPECT_TRUE(good.ok()) << good.ToString();
+  auto all = st.LoadAll();
+  ASSERT_TRUE(all.ok());
+  std::vector<Record> want{R("good", 3)};
+  EXPECT_EQ(*all, want);
+}
+
 TEST_P(StoreTest, AnUnreachableDatabaseIsAnErrorNotACrash) {
   // Given a URL where no database listens, opening should fail with a Server status.
   if (!pg()) GTEST_SKIP() << "PostgreSQL only";
