@@ -188,7 +188,7 @@ class Conn {
                  st != PGRES_PIPELINE_ABORTED && st != PGRES_FATAL_ERROR) {
         return fail("unexpected result " + std::string(PQresStatus(st)));
       }
-      if (PQgetResult(c_) != nullptr) return fail("unexpected extra result");
+      if (PgResult(PQgetResult(c_)).get() != nullptr) return fail("unexpected extra result");
     }
     PgResult sync(PQgetResult(c_));
     if (!sync.get() || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) return fail(first_error);
