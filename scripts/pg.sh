@@ -12,7 +12,8 @@ set -euo pipefail
 usage() { echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 cmd=$1
-dir=$(realpath -m "$2")
+path=$(realpath -ms "$2")  # DIR as given (maybe a symlink made by an earlier start)
+dir=$(realpath -m "$2")    # where the cluster really is
 
 # Debian's server binaries (not on PATH); the newest installed version.
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -27,7 +28,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 stop() {
-  if [ -f "$dir/data/postmaster.pid" ]; then
+  if [ -f "$dir/data/postmaster.pid" ] && [ -x "$bin/pg_ctl" ]; then
     "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 ||
       "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
   fi
@@ -38,16 +39,21 @@ case "$cmd" in
     [ $# -eq 3 ] || usage
     port=$3
     stop  # a cluster left running by an interrupted run
-    rm -rf "$dir"
-    mkdir -p "$dir/sock"
-    if [ ${#as_owner[@]} -gt 0 ]; then
-      chown -R postgres: "$dir"
-      # The postgres user must be able to reach DIR.
-      runuser -u postgres -- test -w "$dir" || {
-        echo "pg.sh: user postgres cannot reach $dir (its parents need o+x)" >&2
-        exit 1
-      }
+    rm -rf "$dir" "$path"
+    dir=$path
+    mkdir -p "$(dirname "$dir")"
+    # The cluster lives in DIR unless the postgres user cannot reach it (a
+    # checkout under /root) or its socket path would be too long for a unix
+    # socket: then under /tmp, with DIR a symlink to it.
+    if { [ ${#as_owner[@]} -gt 0 ] && ! runuser -u postgres -- test -x "$(dirname "$dir")"; } ||
+       [ ${#dir} -gt 80 ]; then
+      real=$(mktemp -d /tmp/drover-pg.XXXXXX)
+      chmod 755 "$real"
+      ln -s "$real" "$dir"
+      dir=$real
     fi
+    mkdir -p "$dir/sock"
+    [ ${#as_owner[@]} -eq 0 ] || chown -R postgres: "$dir"
     "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
       --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
