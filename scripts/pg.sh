@@ -3,13 +3,14 @@
 #
 #   bash scripts/pg.sh start DIR PORT   # fresh cluster in DIR, on 127.0.0.1:PORT; prints its URL
 #   bash scripts/pg.sh stop DIR
+#   bash scripts/pg.sh resume DIR PORT  # start the stopped cluster in DIR again, data kept
 #
 # The cluster belongs to the `postgres` system user when run as root (PostgreSQL
 # refuses to run as root), listens on 127.0.0.1 only, keeps its unix socket in
 # DIR, trusts local connections (it is a test server) and runs with fsync on.
 set -euo pipefail
 
-usage() { echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start DIR PORT | stop DIR | resume DIR PORT" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 cmd=$1
 path=$(realpath -ms "$2")  # DIR as given (maybe a symlink made by an earlier start)
@@ -34,6 +35,13 @@ stop() {
   fi
 }
 
+run() {
+  "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $1 -c unix_socket_directories=$dir/sock \
+        -c fsync=on -c synchronous_commit=on -c max_connections=300" \
+    start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+}
+
 case "$cmd" in
   start)
     [ $# -eq 3 ] || usage
@@ -56,14 +64,17 @@ case "$cmd" in
     [ ${#as_owner[@]} -eq 0 ] || chown -R postgres: "$dir"
     "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C \
       --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-    "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir/sock \
-          -c fsync=on -c synchronous_commit=on -c max_connections=300" \
-      start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    run "$port"
     echo "postgresql://postgres@127.0.0.1:$port/postgres"
     ;;
   stop)
     stop
+    ;;
+  resume)
+    [ $# -eq 3 ] || usage
+    [ -d "$dir/data" ] || { echo "pg.sh: no cluster in $dir" >&2; exit 1; }
+    run "$3"
+    echo "postgresql://postgres@127.0.0.1:$3/postgres"
     ;;
   *)
     usage
