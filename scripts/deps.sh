@@ -7,12 +7,13 @@ set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build pkg-config python3
   libboost1.81-dev libboost-json1.81-dev
-  libsqlite3-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev
+  libsqlite3-dev libpq-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev
   awscli    # AWS CLI v2 (/usr/bin/aws), a real client for the end-to-end tests
   bubblewrap umoci  # job sandboxes over local images; OCI image layouts
   busybox-static    # the tests build a tiny image from it
   tar
+  postgresql        # a throwaway PostgreSQL server for the PostgreSQL store's tests (scripts/pg.sh)
 )
 
 missing=()

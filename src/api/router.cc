@@ -116,7 +116,8 @@ HttpResponse StatusResponse(const Status& s) {
   switch (s.code()) {
     case Code::kOk: return JsonResponse({});
     case Code::kClient:
-    case Code::kNotFound: return ErrorResponse(400, "ClientException", s.message());
+    case Code::kNotFound:
+    case Code::kAlreadyExists: return ErrorResponse(400, "ClientException", s.message());
     case Code::kThrottled: return ErrorResponse(429, "TooManyRequestsException", s.message());
     case Code::kServer: break;
   }

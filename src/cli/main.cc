@@ -21,6 +21,9 @@ drover::cli::Runner SetUpServer(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--data", opts->data_dir, "data directory (state, logs, credentials)")
       ->capture_default_str();
+  app.add_option("--store", opts->store,
+                 "where the state lives: a postgres:// or postgresql:// URL (PostgreSQL), "
+                 "default the SQLite file <data>/state.db");
   app.add_option("--region", opts->region, "AWS region named in ARNs and signatures")
       ->capture_default_str();
   app.add_option("--account-id", opts->account_id, "AWS account id named in ARNs")

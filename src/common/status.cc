@@ -9,6 +9,7 @@ std::string Status::ToString() const {
     case Code::kNotFound: return "not found: " + message_;
     case Code::kServer: return "server error: " + message_;
     case Code::kThrottled: return "throttled: " + message_;
+    case Code::kAlreadyExists: return "already exists: " + message_;
   }
   return message_;
 }

@@ -21,6 +21,7 @@ enum class Code {
   kNotFound,   // A named resource does not exist: ClientException (400) in Batch.
   kServer,     // Our fault (disk, SQLite, bug): ServerException (500).
   kThrottled,  // Overload: TooManyRequestsException (429).
+  kAlreadyExists,  // A create found its key taken (e.g. by another server): ClientException (400).
 };
 
 class [[nodiscard]] Status {
@@ -31,6 +32,9 @@ class [[nodiscard]] Status {
   static Status NotFound(std::string msg) { return Status(Code::kNotFound, std::move(msg)); }
   static Status Server(std::string msg) { return Status(Code::kServer, std::move(msg)); }
   static Status Throttled(std::string msg) { return Status(Code::kThrottled, std::move(msg)); }
+  static Status AlreadyExists(std::string msg) {
+    return Status(Code::kAlreadyExists, std::move(msg));
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

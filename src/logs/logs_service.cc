@@ -841,6 +841,8 @@ LogsError ToLogsError(const Status& s) {
       return {400, "InvalidParameterException", s.message()};
     case Code::kThrottled:
       return {400, "ThrottlingException", s.message()};
+    case Code::kAlreadyExists:
+      return {400, "ResourceAlreadyExistsException", s.message()};
     case Code::kServer:
       return {500, "ServiceUnavailableException", s.message()};
     case Code::kOk:

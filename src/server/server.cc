@@ -137,6 +137,19 @@ std::string ShimPath() {
 
 }  // namespace
 
+Result<std::unique_ptr<store::Store>> OpenStore(const std::string& store_url,
+                                                const std::string& data_dir) {
+  if (store_url.empty()) {
+    return store::OpenSqliteStore((fs::path(data_dir) / "state.db").string());
+  }
+  if (store_url.starts_with("postgres://") || store_url.starts_with("postgresql://")) {
+    LOG_INFO("store: PostgreSQL");
+    return store::OpenPostgresStore(store_url);
+  }
+  return Status::Client("--store: expected a postgres:// or postgresql:// URL (or nothing, "
+                        "for the SQLite file in the data dir)");
+}
+
 int RunServer(const ServerOptions& opts) {
   // Signals are taken by a dedicated thread (sigwait), so they are blocked
   // before any thread starts: threads inherit the mask (the store's writer is
@@ -171,7 +184,7 @@ int RunServer(const ServerOptions& opts) {
   auto lock = LockDataDir(dir);
   if (!lock.ok()) return fail(lock.status());
 
-  auto store = store::OpenSqliteStore((dir / "state.db").string());
+  auto store = OpenStore(opts.store, dir.string());
   if (!store.ok()) return fail(store.status());
   SystemClock clock;
   RandomIds ids;

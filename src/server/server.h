@@ -6,16 +6,22 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "store/store.h"
 
 namespace drover::server {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./drover-data";
+  // Where the state lives: empty means the SQLite file DATA/state.db; a
+  // postgres:// or postgresql:// URL, a PostgreSQL database (created tables on
+  // first use). Logs, credentials and job files stay in the data dir either way.
+  std::string store;
   std::string region = "us-east-1";
   std::string account_id = "123456789012";
   std::string log_level = "info";
@@ -51,6 +57,10 @@ struct CredentialEntry {
 Result<std::vector<CredentialEntry>> ParseCredentials(std::string_view text);
 // Renders a credentials file with one [default] profile.
 std::string RenderCredentials(const std::string& id, const std::string& secret);
+
+// Opens the store `opts.store` names (see ServerOptions::store), in `data_dir`.
+Result<std::unique_ptr<store::Store>> OpenStore(const std::string& store_url,
+                                                const std::string& data_dir);
 
 // Splits "HOST:PORT" ("[::1]:8080" for IPv6).
 Result<std::pair<std::string, int>> ParseListen(std::string_view listen);

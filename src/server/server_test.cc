@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "server/server.h"
 
@@ -25,6 +28,35 @@ TEST(CredentialsTest, HalfAKeyIsAnError) {
   EXPECT_FALSE(ParseCredentials("[a]\naws_access_key_id=K1\n").ok());
   EXPECT_FALSE(ParseCredentials("[a\n").ok());
   EXPECT_FALSE(ParseCredentials("[a]\njunk\n").ok());
+}
+
+TEST(StoreFlagTest, NoURLIsTheSqliteFileInTheDataDir) {
+  // Given no --store, the state should live in DATA/state.db.
+  auto dir = std::filesystem::temp_directory_path() /
+             ("drover-server-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    auto s = OpenStore("", dir.string());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir / "state.db"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StoreFlagTest, OnlyPostgresURLsAreAccepted) {
+  // Given a --store that is not a postgres:// or postgresql:// URL, opening should fail as
+  // a usage error; a PostgreSQL URL where nothing listens should fail as a server error.
+  auto s = OpenStore("mysql://localhost/db", "/nonexistent");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kClient);
+  EXPECT_NE(s.status().message().find("--store"), std::string::npos);
+  for (const char* url : {"postgres://127.0.0.1:1/x?connect_timeout=2",
+                          "postgresql://127.0.0.1:1/x?connect_timeout=2"}) {
+    s = OpenStore(url, "/nonexistent");
+    ASSERT_FALSE(s.ok()) << url;
+    EXPECT_EQ(s.status().code(), Code::kServer) << url;
+    EXPECT_NE(s.status().message().find("PostgreSQL"), std::string::npos) << url;
+  }
 }
 
 TEST(ListenTest, ParsesHostAndPort) {

@@ -153,6 +153,7 @@ Status BatchService::Load() {
   for (const auto& [id, j] : live_) {
     for (const auto& g : j->gpus) free_gpus_.erase(g);
   }
+  stale_ = false;
   return Status::Ok();
 }
 
@@ -174,6 +175,12 @@ void BatchService::Call(std::string_view operation, json::value request, Reply d
       !operation.starts_with("Get") && store_.Pending() >= cfg_.max_pending_writes) {
     return done(Status::Throttled("Too many requests: " + std::to_string(store_.Pending()) +
                                   " writes are waiting for the store; retry"));
+  }
+  if (stale_) {
+    if (Status r = Load(); !r.ok()) {
+      return done(Status::Server("The state could not be reloaded from the store after a "
+                                 "failed write: " + r.message()));
+    }
   }
   std::unique_lock<std::mutex> l(mu_);
   Result<Outcome> out = (this->*op->second.handler)(request.as_object());
@@ -218,7 +225,14 @@ void BatchService::Persist(Outcome outcome, Reply done) {
     if (s.ok()) return done(std::move(response));
     // The in-memory view ran ahead of the store: rebuild it from what is durable.
     LOG_ERROR("write failed, reloading state from the store: {}", s.message());
-    if (Status r = Load(); !r.ok()) LOG_ERROR("reload failed: {}", r.message());
+    if (Status r = Load(); !r.ok()) {
+      LOG_ERROR("reload failed: {}", r.message());
+      stale_ = true;
+    }
+    if (s.code() == Code::kAlreadyExists) {  // another server created it first
+      return done(Status::Client("The resource already exists (another server created it "
+                                 "meanwhile): " + s.message()));
+    }
     done(Status::Server("The change could not be stored: " + s.message()));
   });
 }

@@ -10,6 +10,7 @@
 // model says. The API layer maps Status codes onto AWS exception names.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -239,6 +240,9 @@ class BatchService {
   Clock& clock_;
   IdGenerator& ids_;
 
+  // A write failed and the reload after it failed too (the store was unreachable): memory
+  // may hold what the store refused, so every call reloads first, or is refused.
+  std::atomic<bool> stale_{false};
   mutable std::mutex mu_;
   std::unordered_map<std::string, Resource> resources_;            // by ARN / key id
   std::map<std::string, std::map<int64_t, std::string>, std::less<>> order_;  // kind -> seq -> ARN

@@ -1,5 +1,6 @@
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -130,7 +131,9 @@ class SqliteStore final : public Store {
   // batch and applies them all in one transaction, so one fsync pays for many
   // requests. Order is preserved (queue order = Write() call order), each
   // caller hears about its own batch only after COMMIT returned, and a failed
-  // transaction fails every batch in it (none of them is applied).
+  // transaction fails every batch in it (none of them is applied). A batch
+  // refused on its own (a create_only put of an existing key) is rolled back
+  // to its savepoint and fails alone.
   void WriterLoop() {
     std::unique_lock<std::mutex> l(mu_);
     for (;;) {
@@ -139,21 +142,22 @@ class SqliteStore final : public Store {
       std::deque<Queued> group;
       group.swap(queue_);
       l.unlock();
-      Status s = Commit(group);
+      std::vector<Status> each(group.size());
+      Status s = Commit(group, each);
       if (!s.ok()) LOG_ERROR("store commit of {} batches failed: {}", group.size(), s.message());
-      for (auto& p : group) {
-        if (p.done) p.done(s);
+      for (size_t i = 0; i < group.size(); ++i) {
+        if (group[i].done) group[i].done(s.ok() ? each[i] : s);
       }
       l.lock();
     }
   }
 
-  Status Commit(const std::deque<Queued>& group) {
+  Status Commit(const std::deque<Queued>& group, std::vector<Status>& each) {
     std::lock_guard<std::mutex> l(db_mu_);
     if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
       return SqlError(db_, "begin");
     }
-    Status s = Apply(group);
+    Status s = Apply(group, each);
     if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
       s = SqlError(db_, "commit");
     }
@@ -161,14 +165,35 @@ class SqliteStore final : public Store {
     return s;
   }
 
-  Status Apply(const std::deque<Queued>& group) {
+  Status Apply(const std::deque<Queued>& group, std::vector<Status>& each) {
     Stmt put(db_,
              "INSERT OR REPLACE INTO resources(kind, key, name, revision, seq, doc) "
              "VALUES(?,?,?,?,?,?)");
     Stmt del(db_, "DELETE FROM resources WHERE key = ?");
-    if (!put || !del) return SqlError(db_, "prepare write");
-    for (const auto& p : group) {
-      for (const Record& r : p.batch.puts) {
+    Stmt exists(db_, "SELECT 1 FROM resources WHERE key = ?");
+    if (!put || !del || !exists) return SqlError(db_, "prepare write");
+    auto exec = [&](const char* sql) {
+      return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK
+                 ? Status::Ok()
+                 : SqlError(db_, sql);
+    };
+    for (size_t i = 0; i < group.size(); ++i) {
+      const WriteBatch& b = group[i].batch;
+      const bool guarded = std::any_of(b.puts.begin(), b.puts.end(),
+                                       [](const Record& r) { return r.create_only; });
+      if (guarded) DROVER_RETURN_IF_ERROR(exec("SAVEPOINT batch"));
+      for (const Record& r : b.puts) {
+        if (r.create_only) {
+          sqlite3_reset(exists.get());
+          sqlite3_bind_text(exists.get(), 1, r.key.data(), r.key.size(), SQLITE_STATIC);
+          int rc = sqlite3_step(exists.get());
+          sqlite3_reset(exists.get());  // no read left open across ROLLBACK TO
+          if (rc == SQLITE_ROW) {
+            each[i] = Status::AlreadyExists(r.key + " already exists");
+            break;
+          }
+          if (rc != SQLITE_DONE) return SqlError(db_, "look up " + r.key);
+        }
         sqlite3_reset(put.get());
         sqlite3_bind_text(put.get(), 1, r.kind.data(), r.kind.size(), SQLITE_STATIC);
         sqlite3_bind_text(put.get(), 2, r.key.data(), r.key.size(), SQLITE_STATIC);
@@ -178,11 +203,17 @@ class SqliteStore final : public Store {
         sqlite3_bind_text(put.get(), 6, r.doc.data(), r.doc.size(), SQLITE_STATIC);
         if (sqlite3_step(put.get()) != SQLITE_DONE) return SqlError(db_, "put " + r.key);
       }
-      for (const std::string& k : p.batch.deletes) {
+      if (!each[i].ok()) {
+        DROVER_RETURN_IF_ERROR(exec("ROLLBACK TO batch"));
+        DROVER_RETURN_IF_ERROR(exec("RELEASE batch"));
+        continue;
+      }
+      for (const std::string& k : b.deletes) {
         sqlite3_reset(del.get());
         sqlite3_bind_text(del.get(), 1, k.data(), k.size(), SQLITE_STATIC);
         if (sqlite3_step(del.get()) != SQLITE_DONE) return SqlError(db_, "delete " + k);
       }
+      if (guarded) DROVER_RETURN_IF_ERROR(exec("RELEASE batch"));
     }
     return Status::Ok();
   }

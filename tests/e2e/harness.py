@@ -10,6 +10,10 @@ through real AWS clients (boto3, AWS CLI v1 and v2).
   changed nothing).
 
 The binary comes from $DROVER_BIN (default /work/main/build/drover).
+
+With $DROVER_TEST_PG set (a PostgreSQL URL, e.g. postgresql://postgres@127.0.0.1:55432/postgres:
+ctest's e2e_pg_* tests start one with scripts/pg.sh), every DroverServer gets a fresh
+database there and runs with --store naming it; a restart reuses it, cleanup drops it.
 """
 
 import itertools
@@ -23,7 +27,9 @@ import tempfile
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 
 import boto3
 from botocore.config import Config
@@ -36,6 +42,7 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # the server's default --account-id
 AWS_CLI_V1 = [sys.executable, "-m", "awscli"]
 AWS_CLI_V2 = ["/usr/bin/aws"]
+PG_URL = os.environ.get("DROVER_TEST_PG", "")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
 
@@ -80,8 +87,29 @@ def http(method, url, body=None, headers=None, timeout=10):
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
 
+def pg_url_with_database(url, database):
+    """The PostgreSQL URL `url` naming `database` instead."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + database))
+
+
+def pg_exec(sql, url=None):
+    """Runs one SQL statement with psql on the test PostgreSQL server; returns its output."""
+    p = subprocess.run(["psql", url or PG_URL, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("psql %r failed: %s" % (sql, p.stderr))
+    return p.stdout
+
+
+def using_pg():
+    """True when the servers of this run keep their state in PostgreSQL."""
+    return bool(PG_URL)
+
+
 class DroverServer:
-    """One `drover server` process on a temporary data directory."""
+    """One `drover server` process on a temporary data directory (and, with
+    $DROVER_TEST_PG, its own fresh PostgreSQL database)."""
 
     def __init__(self, credentials=True, region=None, account_id=None, extra_args=()):
         self.tmp = tempfile.mkdtemp(prefix="drover-e2e-")
@@ -109,6 +137,12 @@ class DroverServer:
         self.log_path = None
         self._starts = itertools.count(1)
         self.last_exit_code = None
+        self.database = None
+        self.store_url = None
+        if PG_URL:
+            self.database = "d_" + uuid.uuid4().hex[:16]
+            pg_exec("CREATE DATABASE %s" % self.database)
+            self.store_url = pg_url_with_database(PG_URL, self.database)
 
     # --- process control -------------------------------------------------
 
@@ -117,6 +151,8 @@ class DroverServer:
                "--region", self.region, "--account-id", self.account_id]
         if self.use_credentials_file:
             cmd += ["--credentials", self.credentials_file]
+        if self.store_url:
+            cmd += ["--store", self.store_url]
         return cmd + self.extra_args
 
     def spawn(self, log_name):
@@ -217,6 +253,9 @@ class DroverServer:
     def cleanup(self):
         self.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.database:
+            database, self.database = self.database, None
+            pg_exec("DROP DATABASE IF EXISTS %s WITH (FORCE)" % database)
 
     # --- clients ---------------------------------------------------------
 
@@ -481,6 +520,6 @@ class DroverTestCase(unittest.TestCase):
         self.batch.delete_job_queue(jobQueue=ref)
 
 
-__all__ = ["DroverServer", "DroverTestCase", "http", "strip_metadata", "ClientError",
+__all__ = ["DroverServer", "DroverTestCase", "http", "strip_metadata", "ClientError", "using_pg", "pg_exec",
            "ACCESS_KEY", "SECRET_KEY", "REGION", "ACCOUNT_ID", "DROVER_BIN", "NO_RETRY", "RAW",
            "AWS_CLI_V1", "AWS_CLI_V2"]

@@ -17,7 +17,7 @@ import re
 import time
 import unittest
 
-from harness import DroverTestCase, RAW, _session
+from harness import DroverTestCase, RAW, _session, using_pg
 
 DEADLINE = 30.0   # seconds: the bound of every wait
 POLL = 0.05
@@ -813,7 +813,8 @@ class JobIsolationTest(JobsTestCase):
         creds = os.path.join(data, "credentials")
         self.assertTrue(os.path.exists(creds))
         self.assertEqual(os.stat(creds).st_mode & 0o777, 0o600)
-        self.assertEqual(os.stat(os.path.join(data, "state.db")).st_mode & 0o777, 0o600)
+        if not using_pg():  # with --store postgres:// there is no state.db
+            self.assertEqual(os.stat(os.path.join(data, "state.db")).st_mode & 0o777, 0o600)
         self.assertEqual(os.stat(data).st_mode & 0o777, 0o711)
         job = self.run_job(["cat", creds])
         self.assertEqual(job["status"], "FAILED", job)

@@ -237,6 +237,23 @@ class ProcessTest(DroverTestCase):
         self.assertNotEqual(rc, 0)
         self.assertFalse(os.path.exists(os.path.join(server.data_dir, "endpoint")))
 
+    def test_store_that_is_not_a_postgres_url_fails_fast(self):
+        """Given --store with a URL that is not postgres:// or postgresql://, the server should exit with code 2 at once, naming the flag, and write no endpoint."""
+        server = DroverServer(extra_args=["--store", "mysql://localhost/drover"])
+        self.addCleanup(server.cleanup)
+        server.store_url = None  # only the bad --store
+        proc, log_path = server.spawn("bad-store.log")
+        try:
+            rc = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            self.fail("server started with --store mysql://")
+        self.assertEqual(rc, 2)
+        with open(log_path) as f:
+            self.assertIn("--store", f.read())
+        self.assertFalse(os.path.exists(os.path.join(server.data_dir, "endpoint")))
+
 
 if __name__ == "__main__":
     unittest.main()
