@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -181,8 +182,15 @@ int RunServer(const ServerOptions& opts) {
   ::chmod(dir.c_str(), 0711);
   fs::create_directories(dir / "scratch", ec);
   ::chmod((dir / "scratch").c_str(), 0711);
-  auto lock = LockDataDir(dir);
-  if (!lock.ok()) return fail(lock.status());
+  // With SQLite the data dir is one server's alone. With PostgreSQL several
+  // servers may share it (on one host, or on a shared filesystem): job files,
+  // logs and images live there, so whichever server leads can re-attach to the
+  // attempts another one started, and every server can serve their logs.
+  const bool shared = !opts.store.empty();
+  if (!shared) {
+    auto lock = LockDataDir(dir);
+    if (!lock.ok()) return fail(lock.status());
+  }
 
   auto store = OpenStore(opts.store, dir.string());
   if (!store.ok()) return fail(store.status());
@@ -242,11 +250,12 @@ int RunServer(const ServerOptions& opts) {
     }
     if (!reachable.ok()) return fail(reachable);
   }
+  cfg.shared_store = shared;
+  cfg.seq_nonce = static_cast<uint16_t>(std::stoul(ids.Token(4, "0123456789abcdef"), nullptr, 16));
   service::BatchService svc(cfg, **store, clock, ids);
   if (Status s = svc.Load(); !s.ok()) return fail(s);
+  if (shared) svc.SetLeading(false);  // until the lease says otherwise
   if (Status s = SetUpCredentials(opts, dir, svc); !s.ok()) return fail(s);
-
-
 
   logs::LogStore log_store(cfg.log_root);
   logs::LogsService logs_svc(log_store, opts.region, opts.account_id);
@@ -273,17 +282,74 @@ int RunServer(const ServerOptions& opts) {
     return fail(Status::Server("drover-shim not found at " + exec_opts.shim_path +
                                " (it is built next to drover)"));
   }
-  auto executor = exec::MakeLocalExecutor(exec_opts, clock,
-                                          [&svc](const exec::TaskEvent& e) { svc.OnTaskEvent(e); });
-  svc.SetExecutor(executor.get());
-  if (Status s = svc.RecoverJobs(); !s.ok()) return fail(s);
-  svc.StartScheduler();
-  LOG_INFO("jobs run on this host: {} vCPU, {} MiB, {} GPU{}", cfg.host_capacity.vcpus,
-           cfg.host_capacity.memory_mib, cfg.host_capacity.gpus,
-           cfg.job_uid ? (cfg.job_uid_count ? " under per-attempt uids (group of " + opts.job_user + ")"
-                                             : " as user " + opts.job_user)
-                       : std::string());
-  LOG_INFO("job containment: {}", executor->Describe());
+  // The leader runs the scheduler and the jobs: with SQLite, this server from
+  // the start; with PostgreSQL, whichever server holds the store's lease.
+  std::unique_ptr<exec::Executor> executor;
+  auto lead = [&]() -> Status {
+    if (shared) {
+      DROVER_RETURN_IF_ERROR(svc.Load());  // a consistent view to schedule from
+      svc.SetLeading(true);
+      LOG_INFO("this server holds the scheduler lease: it schedules and runs jobs");
+    }
+    executor = exec::MakeLocalExecutor(exec_opts, clock,
+                                       [&svc](const exec::TaskEvent& e) { svc.OnTaskEvent(e); });
+    svc.SetExecutor(executor.get());
+    DROVER_RETURN_IF_ERROR(svc.RecoverJobs());
+    svc.StartScheduler();
+    LOG_INFO("jobs run on this host: {} vCPU, {} MiB, {} GPU{}", cfg.host_capacity.vcpus,
+             cfg.host_capacity.memory_mib, cfg.host_capacity.gpus,
+             cfg.job_uid ? (cfg.job_uid_count ? " under per-attempt uids (group of " + opts.job_user + ")"
+                                               : " as user " + opts.job_user)
+                         : std::string());
+    LOG_INFO("job containment: {}", executor->Describe());
+    return Status::Ok();
+  };
+  if (!shared) {
+    if (Status s = lead(); !s.ok()) return fail(s);
+  }
+  // Several servers: every server applies what the others store (every
+  // kPoll), and tries for the lease until it has it. A leader that loses the
+  // lease (its database session broke) stops at once, so that two servers never
+  // schedule together; its attempts run on, and the next leader re-attaches.
+  std::mutex cluster_mu;
+  std::condition_variable cluster_cv;
+  bool cluster_stop = false;
+  std::thread cluster;
+  if (shared) {
+    LOG_INFO("store shared with other servers: following until this one holds the lease");
+    cluster = std::thread([&] {
+      constexpr auto kPoll = std::chrono::milliseconds(100);
+      bool leading = false;
+      auto next_try = std::chrono::steady_clock::now();
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> l(cluster_mu);
+          if (cluster_cv.wait_for(l, kPoll, [&] { return cluster_stop; })) return;
+        }
+        if (auto changes = (*store)->PollChanges(); changes.ok()) {
+          svc.ApplyChanges(*changes);
+        } else {
+          LOG_WARN("cannot read other servers' changes: {}", changes.status().message());
+        }
+        if (std::chrono::steady_clock::now() < next_try) continue;
+        next_try = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+        auto held = (*store)->TryLead();
+        bool now_leading = held.ok() && *held;
+        if (leading && !now_leading) {
+          LOG_ERROR("lost the scheduler lease ({}); stopping so that another server can lead",
+                    held.ok() ? "the lease connection broke" : held.status().message());
+          std::_Exit(3);
+        }
+        if (!leading && now_leading) {
+          if (Status s = lead(); !s.ok()) {
+            LOG_ERROR("cannot take over as the leader: {}", s.message());
+            std::_Exit(3);
+          }
+          leading = true;
+        }
+      }
+    });
+  }
 
   std::thread signals([&] {
     int sig = 0;
@@ -295,9 +361,19 @@ int RunServer(const ServerOptions& opts) {
                                  : std::max(1u, std::thread::hardware_concurrency());
   api.Run(threads);
   signals.join();
+  if (cluster.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(cluster_mu);
+      cluster_stop = true;
+    }
+    cluster_cv.notify_all();
+    cluster.join();
+  }
   svc.StopScheduler();
-  executor->Shutdown();  // attempts run on under their shims; the next server re-attaches
-  svc.SetExecutor(nullptr);
+  if (executor) {
+    executor->Shutdown();  // attempts run on under their shims; the next server re-attaches
+    svc.SetExecutor(nullptr);
+  }
   fs::remove(dir / "endpoint", ec);
   LOG_INFO("stopped");
   return 0;

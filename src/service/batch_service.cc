@@ -229,9 +229,12 @@ void BatchService::Persist(Outcome outcome, Reply done) {
       LOG_ERROR("reload failed: {}", r.message());
       stale_ = true;
     }
-    if (s.code() == Code::kAlreadyExists) {  // another server created it first
-      return done(Status::Client("The resource already exists (another server created it "
-                                 "meanwhile): " + s.message()));
+    if (s.code() == Code::kAlreadyExists) {
+      // Another server created the same key a moment ago. This view is reloaded
+      // now, so a retry (which SDKs make for a 500) gets the right answer: the
+      // next revision, or "already exists".
+      return done(Status::Server("Another server created this resource at the same moment; "
+                                 "retry: " + s.message()));
     }
     done(Status::Server("The change could not be stored: " + s.message()));
   });

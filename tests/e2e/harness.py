@@ -111,7 +111,11 @@ class DroverServer:
     """One `drover server` process on a temporary data directory (and, with
     $DROVER_TEST_PG, its own fresh PostgreSQL database)."""
 
-    def __init__(self, credentials=True, region=None, account_id=None, extra_args=()):
+    def __init__(self, credentials=True, region=None, account_id=None, extra_args=(),
+                 share=None, listen="127.0.0.1:0"):
+        """share: another DroverServer whose data dir and database this one shares
+        (several servers on one PostgreSQL store); listen: a fixed address, which
+        start() then waits on instead of DIR/endpoint (that file is shared too)."""
         self.tmp = tempfile.mkdtemp(prefix="drover-e2e-")
         # Jobs run as unprivileged users and reach their scratch dirs under the data
         # dir: its parents must let others through (mkdtemp makes 0700).
@@ -139,7 +143,10 @@ class DroverServer:
         self.last_exit_code = None
         self.database = None
         self.store_url = None
-        if PG_URL:
+        self.listen = listen
+        if share is not None:
+            self.data_dir, self.store_url = share.data_dir, share.store_url
+        elif PG_URL:
             self.database = "d_" + uuid.uuid4().hex[:16]
             pg_exec("CREATE DATABASE %s" % self.database)
             self.store_url = pg_url_with_database(PG_URL, self.database)
@@ -147,7 +154,7 @@ class DroverServer:
     # --- process control -------------------------------------------------
 
     def command(self):
-        cmd = [DROVER_BIN, "server", "--listen", "127.0.0.1:0", "--data", self.data_dir,
+        cmd = [DROVER_BIN, "server", "--listen", self.listen, "--data", self.data_dir,
                "--region", self.region, "--account-id", self.account_id]
         if self.use_credentials_file:
             cmd += ["--credentials", self.credentials_file]
@@ -187,8 +194,11 @@ class DroverServer:
                 raise AssertionError("drover server exited with %s before serving:\n%s"
                                      % (rc, self.log()))
             try:
-                with open(endpoint_file) as f:
-                    url = f.read().strip()
+                if not self.listen.endswith(":0"):
+                    url = "http://" + self.listen
+                else:
+                    with open(endpoint_file) as f:
+                        url = f.read().strip()
             except OSError:
                 url = ""
             if url.startswith("http://"):
