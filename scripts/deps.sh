@@ -13,6 +13,10 @@ PACKAGES=(
   bubblewrap umoci  # job sandboxes over local images; OCI image layouts
   busybox-static    # the tests build a tiny image from it
   tar
+  # The fuzz stage (fuzz/run.sh): clang 14 and its runtimes. libFuzzer and the
+  # sanitizer runtimes (libclang_rt.fuzzer*.a, asan, ubsan) come from
+  # libclang-rt-14-dev, which clang only recommends (and we install without).
+  clang libclang-rt-14-dev llvm  # llvm: llvm-symbolizer, for readable sanitizer stacks
 )
 
 missing=()
