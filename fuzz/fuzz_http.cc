@@ -52,15 +52,14 @@ size_t Parse(std::string_view in, api::RequestParser& parser, boost::beast::erro
   while (!parser.is_done()) {
     size_t n = parser.put(boost::asio::buffer(in.data() + used, in.size() - used), ec);
     used += n;
-    if (ec == http::error::need_more) {
-      ec = {};
-      if (n == 0) {  // nothing more will come: the peer closed
-        parser.put_eof(ec);
-        break;
-      }
-      continue;
+    if (ec && ec != http::error::need_more) break;
+    ec = {};
+    // No progress (the parser wants more than is left, or nothing is left):
+    // nothing more will come, the peer closed.
+    if (n == 0) {
+      parser.put_eof(ec);
+      break;
     }
-    if (ec) break;
   }
   return used;
 }

@@ -16,6 +16,11 @@ void Check(bool ok, std::string_view what) {
   std::abort();
 }
 
+void Trace(std::string_view what) {
+  static const bool verbose = std::getenv("DROVER_FUZZ_VERBOSE") != nullptr;
+  if (verbose) std::fprintf(stderr, "  %.*s\n", static_cast<int>(what.size()), what.data());
+}
+
 void InitOnce() {
   static bool done = [] {
     spdlog::set_level(spdlog::level::off);
@@ -94,6 +99,7 @@ const std::string& LogRoot() {
 }
 
 void CheckResponse(const api::HttpResponse& r) {
+  Trace(std::to_string(r.status) + " " + r.body.substr(0, 300));
   Check(r.status >= 200 && r.status <= 599, "response status out of range");
   if (!r.body.empty()) Check(ParseJson(r.body).ok(), "response body is not JSON: " + r.body);
   if (r.status >= 400) {

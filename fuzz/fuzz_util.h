@@ -23,6 +23,10 @@ namespace drover::fuzz {
 // Crashes (abort) with `what` when `ok` is false: the fuzzer records the input.
 void Check(bool ok, std::string_view what);
 
+// With DROVER_FUZZ_VERBOSE=1 in the environment, prints `what` to stderr (to
+// see what seeds reach: `DROVER_FUZZ_VERBOSE=1 build/fuzz/fuzz_ops_replay fuzz/corpus/ops`).
+void Trace(std::string_view what);
+
 // Silences logging and the like; called from every target's first input.
 void InitOnce();
 
