@@ -4,6 +4,11 @@
 // router's way (api::RouteBatch on the operation's method and URI, with the
 // queue's ARN in the tags URIs), then into a real BatchService
 // (fuzz_util.h) and api::ServiceResponse, as the server does.
+//
+// Beyond the sanitizers it checks CONTRIBUTING's "bad input gets an AWS-style
+// error and changes nothing" (a refused request leaves the state as it was),
+// and that memory and the store agree (a service loaded afresh from the store
+// reads the same as the one that served the request).
 #include "api/handler.h"
 #include "fuzz/fuzz_util.h"
 #include "model/model.h"
@@ -39,6 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (op->first == "UntagResource") req.target += "?tagKeys=a&tagKeys=b%20c";
   }
   req.body.assign(reinterpret_cast<const char*>(data) + 1, size - 1);
+  const std::string before = fuzz::Snapshot(*w.svc, w);
   auto routed = api::RouteBatch(req);
   api::HttpResponse resp;
   if (auto* err = std::get_if<api::RouteError>(&routed)) {
@@ -52,5 +58,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::Check(resp.status != 500, "ServerException from " + op->first + ": " + resp.body);
   }
   fuzz::CheckResponse(resp);
+  const std::string after = fuzz::Snapshot(*w.svc, w);
+  if (resp.status >= 400) {
+    fuzz::Check(after == before, op->first + " was refused but changed the state:\n" + before +
+                                     "--- became ---\n" + after + "--- reply ---\n" + resp.body);
+  }
+  service::BatchService reloaded(service::ServiceConfig{}, *w.store, w.clock, w.ids);
+  fuzz::Check(reloaded.Load().ok(), "reload failed");
+  const std::string stored = fuzz::Snapshot(reloaded, w);
+  fuzz::Check(stored == after, "after " + op->first + ", memory and store disagree:\n" + after +
+                                   "--- stored ---\n" + stored);
   return 0;
 }

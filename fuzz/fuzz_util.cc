@@ -75,6 +75,44 @@ World::World() {
 
 World::~World() = default;
 
+std::string Snapshot(service::BatchService& svc, const World& w) {
+  static const std::pair<const char*, const char*> kReads[] = {
+      {"DescribeComputeEnvironments", "{}"},
+      {"DescribeJobQueues", "{}"},
+      {"DescribeJobDefinitions", "{}"},
+      {"ListSchedulingPolicies", "{}"},
+      {"ListConsumableResources", "{}"},
+      {"ListJobs", R"({"jobQueue":"q","filters":[{"name":"JOB_NAME","values":["*"]}]})"},
+  };
+  std::string out;
+  auto read = [&](std::string_view op, const json::value& req) {
+    auto r = svc.CallSync(op, req);
+    out += std::string(op) + " " + (r.ok() ? ToJson(r.value()) : r.status().ToString()) + "\n";
+    return r;
+  };
+  for (const auto& [op, body] : kReads) read(op, *ParseJson(body));
+  // The details of everything listed, and its tags.
+  json::array arns;
+  if (auto r = read("ListSchedulingPolicies", *ParseJson("{}")); r.ok()) {
+    if (const json::array* a = GetArray(*r, "schedulingPolicies")) {
+      for (const auto& p : *a) arns.push_back(p.as_object().at("arn"));
+    }
+  }
+  read("DescribeSchedulingPolicies", json::object{{"arns", arns}});
+  json::array jobs{json::value(w.job_id)};
+  if (auto r = read("ListJobs", *ParseJson(R"({"jobQueue":"q","filters":[{"name":"JOB_NAME","values":["*"]}]})"));
+      r.ok()) {
+    if (const json::array* a = GetArray(*r, "jobSummaryList")) {
+      for (const auto& j : *a) jobs.push_back(j.as_object().at("jobId"));
+    }
+  }
+  read("DescribeJobs", json::object{{"jobs", jobs}});
+  read("DescribeConsumableResource", json::object{{"consumableResource", "cr"}});
+  read("ListTagsForResource", json::object{{"resourceArn", w.queue_arn}});
+  out += "access keys " + std::to_string(svc.AccessKeyCount()) + "\n";
+  return out;
+}
+
 const std::string& LogRoot() {
   static const std::string* root = [] {
     InitOnce();

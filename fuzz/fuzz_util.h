@@ -46,6 +46,12 @@ struct World {
   std::string queue_arn, job_id;
 };
 
+// Everything a client can read of `svc`'s state (every resource, job, tag and
+// access key count), as text: two services hold the same state exactly when
+// their snapshots are equal. Used to check that a refused request changed
+// nothing, and that what the service answers from memory is what it stored.
+std::string Snapshot(service::BatchService& svc, const World& w);
+
 // A directory (made once per process, removed at exit) holding log group
 // "/aws/batch/job" with streams "jd/default/a" and "jd/default/b", and group
 // "other" with stream "s".
