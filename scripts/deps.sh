@@ -14,6 +14,10 @@ PACKAGES=(
   busybox-static    # the tests build a tiny image from it
   tar
   postgresql        # a throwaway PostgreSQL server for the PostgreSQL store's tests (scripts/pg.sh)
+  # The fuzz stage (fuzz/run.sh): clang 14 and its runtimes. libFuzzer and the
+  # sanitizer runtimes (libclang_rt.fuzzer*.a, asan, ubsan) come from
+  # libclang-rt-14-dev, which clang only recommends (and we install without).
+  clang libclang-rt-14-dev llvm  # llvm: llvm-symbolizer, for readable sanitizer stacks
 )
 
 missing=()

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "api/api.h"
+#include "api/handler.h"
 #include "api/router.h"
 #include "auth/sigv4.h"
 #include "common/log.h"
@@ -72,94 +73,31 @@ struct ApiServer::Impl {
        IdGenerator& i)
       : opts(std::move(o)), svc(s), logs(l), clock(c), ids(i) {}
 
-  // CloudWatch Logs, JSON 1.1: the operation is in X-Amz-Target.
-  HttpResponse HandleLogs(const HttpRequest& req, std::string_view op) {
-    auto json11 = [](HttpResponse r) {
-      for (auto& h : r.headers) {
-        if (h.name == "Content-Type") h.value = "application/x-amz-json-1.1";
-      }
-      return r;
-    };
-    auto json_error = [&](int status, std::string_view type, std::string_view message) {
-      return json11(ErrorResponse(status, type, message));
-    };
-    if (!logs) return json_error(400, "UnknownOperationException", "Logs are not served here");
-    auto body = ParseJson(req.body.empty() ? std::string_view("{}") : req.body);
-    if (!body.ok() || !body->is_object()) {
-      return json_error(400, "SerializationException", "The request body must be a JSON object");
-    }
-    Result<json::object> result = logs->Call(op, *body);
-    if (!result.ok()) {
-      logs::LogsError e = logs::ToLogsError(result.status());
-      return json_error(e.http_status, e.type, e.message);
-    }
-    return json11(JsonResponse(result.value()));
-  }
-
+  // The plain part (auth, Logs, routing) is in handler.cc; only the call into
+  // the service, which may complete on the store's writer thread, is awaited.
   asio::awaitable<HttpResponse> Handle(const HttpRequest& req) {
-    if (req.method == "GET" && req.target == "/healthz") {
-      co_return JsonResponse({{"status", "ok"}});
-    }
-    // The protocol decides the service a signature must be scoped to.
-    const std::string* amz_target = req.Header("X-Amz-Target");
-    bool logs_protocol = amz_target && std::string_view(*amz_target).starts_with("Logs_20140328.");
-    auth::RequestView view{req.method, req.target, &req.headers, req.body};
-    auto verdict = auth::Verify(
-        view, [this](std::string_view id) { return svc.SecretFor(id); },
-        auth::VerifyOptions{opts.region, {logs_protocol ? "logs" : "batch"}, clock.NowMillis()});
-    if (auto* err = std::get_if<auth::AuthError>(&verdict)) {
-      LOG_DEBUG("{} {} refused: {} {}", req.method, req.target, err->type, err->message);
-      HttpResponse r = ErrorResponse(err->http_status, err->type, err->message);
-      co_return r;
-    }
-    if (const std::string* target = req.Header("X-Amz-Target")) {
-      constexpr std::string_view kLogs = "Logs_20140328.";
-      if (req.method == "POST" && std::string_view(*target).starts_with(kLogs)) {
-        co_return HandleLogs(req, std::string_view(*target).substr(kLogs.size()));
-      }
-      co_return ErrorResponse(400, "UnknownOperationException",
-                              "Drover does not serve " + *target);
-    }
-    auto routed = RouteBatch(req);
-    if (auto* err = std::get_if<RouteError>(&routed)) {
-      co_return ErrorResponse(err->status, err->type, err->message);
-    }
-    Route& route = std::get<Route>(routed);
+    auto prepared = PrepareRequest(req, RequestContext{opts, svc, logs, clock.NowMillis()});
+    if (auto* resp = std::get_if<HttpResponse>(&prepared)) co_return std::move(*resp);
+    Route& route = std::get<Route>(prepared);
     Result<json::object> result = co_await CallService(svc, route.operation,
                                                        std::move(route.input));
-    if (!result.ok()) {
-      if (result.status().code() == Code::kServer) {
-        LOG_ERROR("{} failed: {}", route.operation, result.status().message());
-      } else {
-        LOG_DEBUG("{} refused: {}", route.operation, result.status().message());
-      }
-      co_return StatusResponse(result.status());
-    }
-    co_return JsonResponse(result.value());
+    co_return ServiceResponse(route.operation, result);
   }
 
   asio::awaitable<void> Session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(opts.max_body_bytes);
+      RequestParser parser;
+      ConfigureParser(parser, opts);
       stream.expires_after(std::chrono::seconds(opts.idle_timeout_seconds));
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
-      if (ec == http::error::body_limit) {
-        HttpResponse r = ErrorResponse(413, "ClientException", "The request body is too large");
-        co_await Write(stream, r, 11, false);
+      if (ec) {  // 413 for a body over the limit; closed, timed out or malformed: drop
+        if (auto r = ReadErrorResponse(ec)) co_await Write(stream, *r, 11, false);
         break;
       }
-      if (ec) break;  // closed, timed out or malformed: drop the connection
-      http::request<http::string_body> raw = parser.release();
-      HttpRequest req;
-      req.method = std::string(raw.method_string());
-      req.target = std::string(raw.target());
-      for (const auto& f : raw) {
-        req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
-      }
-      req.body = std::move(raw.body());
+      BeastRequest raw = parser.release();
+      HttpRequest req = FromBeast(raw);
       stream.expires_never();
       HttpResponse resp = co_await Handle(req);
       bool keep_alive = raw.keep_alive();

@@ -108,7 +108,8 @@ HttpResponse ErrorResponse(int status, std::string_view type, std::string_view m
   r.status = status;
   r.headers.push_back({"x-amzn-ErrorType", std::string(type)});
   r.headers.push_back({"Content-Type", "application/json"});
-  r.body = ToJson(json::object{{"__type", type}, {"message", message}});
+  // Messages may quote the request's path or headers: raw bytes, not JSON-parsed.
+  r.body = ToJson(json::object{{"__type", type}, {"message", ValidUtf8(message)}});
   return r;
 }
 

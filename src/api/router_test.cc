@@ -50,5 +50,17 @@ TEST(RouterTest, StatusesMapOntoAwsExceptions) {
   EXPECT_EQ(StatusResponse(Status::Throttled("slow down")).status, 429);
 }
 
+TEST(RouterTest, ErrorsQuotingRawBytesAreStillJson) {
+  // Given a request path that is not UTF-8 (found by fuzz_http), the 404's
+  // message quotes it: the reply should still be JSON, with U+FFFD for the byte.
+  auto r = RouteBatch(Req("POST", "/v1/submi\xF4job"));
+  ASSERT_TRUE(std::holds_alternative<RouteError>(r));
+  const RouteError& e = std::get<RouteError>(r);
+  HttpResponse resp = ErrorResponse(e.status, e.type, e.message);
+  auto body = ParseJson(resp.body);
+  ASSERT_TRUE(body.ok()) << resp.body;
+  EXPECT_EQ(body->at("message"), "No AWS Batch operation matches POST /v1/submi\xEF\xBF\xBDjob");
+}
+
 }  // namespace
 }  // namespace drover::api

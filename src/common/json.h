@@ -24,6 +24,11 @@ namespace json = boost::json;
 // Parses text; a syntax error is a client error with a readable message.
 Result<json::value> ParseJson(std::string_view text);
 std::string ToJson(const json::value& v);
+// `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD.
+// ToJson() copies string bytes as they are, so text that did not come through
+// ParseJson (a request path, a header) must pass here before it goes into a
+// JSON reply, or the reply is not JSON.
+std::string ValidUtf8(std::string_view s);
 
 // Typed lookups on an object: nullopt when absent or of another type.
 std::optional<std::string_view> GetString(const json::object& o, std::string_view key);

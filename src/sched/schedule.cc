@@ -58,7 +58,7 @@ class Pass {
     // Jobs of queues that are not in the snapshot (deleted) wait with a reason too.
     for (const auto& [q, jobs] : by_queue) {
       bool known = std::any_of(snap_.queues.begin(), snap_.queues.end(),
-                               [&](const QueueView& v) { return v.arn == q; });
+                               [&q = q](const QueueView& v) { return v.arn == q; });
       if (known) continue;
       for (const JobView* j : jobs) Wait(*j, "Waiting: job queue was deleted");
     }
