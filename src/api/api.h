@@ -23,6 +23,11 @@ struct ApiOptions {
   std::string region = "us-east-1";
   size_t max_body_bytes = 10 * 1024 * 1024;
   int idle_timeout_seconds = 300;
+  // Connections served at once; one more is answered 429 TooManyRequestsException
+  // (which SDKs retry) and closed.
+  size_t max_connections = 4096;
+  // Stop(): how long requests in flight may take to be answered.
+  int drain_seconds = 10;
 };
 
 class ApiServer {

@@ -18,6 +18,11 @@ std::optional<HttpResponse> ReadErrorResponse(const boost::beast::error_code& ec
   if (ec == http::error::body_limit) {
     return ErrorResponse(413, "ClientException", "The request body is too large");
   }
+  if (ec == http::error::header_limit) {
+    return ErrorResponse(431, "ClientException",
+                         "The request line and headers are larger than " +
+                             std::to_string(kMaxHeaderBytes / 1024) + " KiB");
+  }
   return std::nullopt;  // closed, timed out or malformed: drop the connection
 }
 

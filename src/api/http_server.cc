@@ -8,12 +8,17 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include <ctime>
+#include <memory>
+#include <mutex>
 #include <thread>
+#include <unordered_set>
 
 #include "api/api.h"
 #include "api/handler.h"
@@ -69,6 +74,20 @@ struct ApiServer::Impl {
   asio::io_context io;
   tcp::acceptor acceptor{io};
 
+  // Every open connection, so that Stop() can close the idle ones and wait for
+  // the others to be answered. A connection's coroutine runs on its own strand;
+  // `reading` (true while it waits for the first bytes of a request, i.e. idle)
+  // is touched only there.
+  struct Conn {
+    explicit Conn(tcp::socket s) : stream(std::move(s)) {}
+    beast::tcp_stream stream;
+    bool reading = false;
+  };
+  std::mutex conns_mu;
+  std::unordered_set<std::shared_ptr<Conn>> conns;  // guarded by conns_mu
+  bool stopping = false;                              // guarded by conns_mu
+  asio::steady_timer drain_timer{io};
+
   Impl(ApiOptions o, service::BatchService& s, const logs::LogsService* l, Clock& c,
        IdGenerator& i)
       : opts(std::move(o)), svc(s), logs(l), clock(c), ids(i) {}
@@ -84,15 +103,27 @@ struct ApiServer::Impl {
     co_return ServiceResponse(route.operation, result);
   }
 
-  asio::awaitable<void> Session(tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
+  bool Stopping() {
+    std::lock_guard<std::mutex> l(conns_mu);
+    return stopping;
+  }
+
+  asio::awaitable<void> Session(std::shared_ptr<Conn> conn) {
+    beast::tcp_stream& stream = conn->stream;
     beast::flat_buffer buffer;
-    for (;;) {
+    while (!Stopping()) {
       RequestParser parser;
       ConfigureParser(parser, opts);
       stream.expires_after(std::chrono::seconds(opts.idle_timeout_seconds));
+      if (buffer.size() == 0) {  // idle until the next request's first bytes
+        conn->reading = true;
+        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kTuple);
+        conn->reading = false;
+        if (ec) break;
+        buffer.commit(n);
+      }
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
-      if (ec) {  // 413 for a body over the limit; closed, timed out or malformed: drop
+      if (ec) {  // 413/431 for a body/headers over the limit; closed, timed out or malformed: drop
         if (auto r = ReadErrorResponse(ec)) co_await Write(stream, *r, 11, false);
         break;
       }
@@ -100,12 +131,26 @@ struct ApiServer::Impl {
       HttpRequest req = FromBeast(raw);
       stream.expires_never();
       HttpResponse resp = co_await Handle(req);
-      bool keep_alive = raw.keep_alive();
+      bool keep_alive = raw.keep_alive() && !Stopping();
       if (!co_await Write(stream, resp, raw.version(), keep_alive)) break;
       if (!keep_alive) break;
     }
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    std::lock_guard<std::mutex> l(conns_mu);
+    conns.erase(conn);
+    if (stopping && conns.empty()) io.stop();  // the last answer of a graceful stop is out
+  }
+
+  // One connection too many: answered at once, without reading its request.
+  asio::awaitable<void> Refuse(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    HttpResponse r = ErrorResponse(429, "TooManyRequestsException",
+                                   "Too many connections (" +
+                                       std::to_string(opts.max_connections) + "); retry");
+    co_await Write(stream, r, 11, false);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   }
 
   asio::awaitable<bool> Write(beast::tcp_stream& stream, HttpResponse& resp, unsigned version,
@@ -125,14 +170,28 @@ struct ApiServer::Impl {
 
   asio::awaitable<void> Accept() {
     for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
+      auto strand = asio::make_strand(io);  // the new connection's own
+      auto [ec, socket] = co_await acceptor.async_accept(strand, kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         LOG_WARN("accept failed: {}", ec.message());
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      asio::co_spawn(acceptor.get_executor(), Session(std::move(socket)), asio::detached);
+      std::shared_ptr<Conn> conn;
+      {
+        std::lock_guard<std::mutex> l(conns_mu);
+        if (stopping) co_return;
+        if (conns.size() < opts.max_connections) {
+          conn = std::make_shared<Conn>(std::move(socket));
+          conns.insert(conn);
+        }
+      }
+      if (conn) {
+        asio::co_spawn(strand, Session(std::move(conn)), asio::detached);
+      } else {
+        asio::co_spawn(strand, Refuse(std::move(socket)), asio::detached);
+      }
     }
   }
 };
@@ -168,11 +227,29 @@ void ApiServer::Run(int threads) {
   for (auto& t : extra) t.join();
 }
 
+// A graceful stop: no new connections; idle ones are closed; a request being
+// read or served is answered (with Connection: close) before its connection
+// closes. Run() returns when the last one closed, or after drain_seconds.
 void ApiServer::Stop() {
   asio::post(impl_->io, [this] {
+    Impl& im = *impl_;
     beast::error_code ec;
-    impl_->acceptor.close(ec);
-    impl_->io.stop();
+    im.acceptor.close(ec);
+    std::lock_guard<std::mutex> l(im.conns_mu);
+    im.stopping = true;
+    if (im.conns.empty()) return im.io.stop();
+    for (const auto& conn : im.conns) {
+      asio::post(conn->stream.get_executor(), [conn] {
+        if (conn->reading) conn->stream.cancel();  // idle between requests: close it
+      });
+    }
+    im.drain_timer.expires_after(std::chrono::seconds(im.opts.drain_seconds));
+    im.drain_timer.async_wait([&im](const beast::error_code& e) {
+      if (!e) {
+        LOG_WARN("stopping with requests still unanswered after {} s", im.opts.drain_seconds);
+        im.io.stop();
+      }
+    });
   });
 }
 

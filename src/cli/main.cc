@@ -32,6 +32,9 @@ drover::cli::Runner SetUpServer(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--credentials", opts->credentials_file,
                  "import access keys from an AWS shared credentials file");
+  app.add_option("--max-connections", opts->max_connections,
+                 "connections served at once; more are answered 429 and closed")
+      ->check(CLI::PositiveNumber);
   app.add_option("--threads", opts->threads, "API threads (0: one per core)")
       ->capture_default_str();
   app.add_option("--job-user", opts->job_user,

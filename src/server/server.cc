@@ -259,7 +259,10 @@ int RunServer(const ServerOptions& opts) {
 
   logs::LogStore log_store(cfg.log_root);
   logs::LogsService logs_svc(log_store, opts.region, opts.account_id);
-  api::ApiServer api({opts.region}, svc, &logs_svc, clock, ids);
+  api::ApiOptions api_opts;
+  api_opts.region = opts.region;
+  api_opts.max_connections = opts.max_connections;
+  api::ApiServer api(api_opts, svc, &logs_svc, clock, ids);
   auto port = api.Listen(listen->first, listen->second);
   if (!port.ok()) return fail(port.status());
   std::string host = listen->first;

@@ -3,12 +3,14 @@ directory lock, and first-start credentials."""
 
 import configparser
 import os
+import socket
+import time
 import stat
 import subprocess
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import DroverServer, DroverTestCase, http
+from harness import DroverServer, DroverTestCase, http, using_pg
 
 
 class PersistenceTest(DroverTestCase):
@@ -155,6 +157,8 @@ class ProcessTest(DroverTestCase):
         self.assertEqual(rc, 0, "exit code after SIGINT\n" + server.log())
         self.assertFalse(os.path.exists(os.path.join(server.data_dir, "endpoint")))
 
+    @unittest.skipIf(using_pg(), "with --store postgres:// several servers may share a data "
+                     "dir by design (test_multi_server)")
     def test_second_server_on_same_dir_fails_fast(self):
         """Given a running server, a second one on the same data dir should exit non-zero quickly with 'already using data dir', leaving the first serving."""
         self.make_ce("lock-ce")
@@ -253,6 +257,90 @@ class ProcessTest(DroverTestCase):
         with open(log_path) as f:
             self.assertIn("--store", f.read())
         self.assertFalse(os.path.exists(os.path.join(server.data_dir, "endpoint")))
+
+
+def raw_request(port, data, timeout=10):
+    """Sends raw bytes on a new connection; returns what the server answered (until close)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+class ConnectionTest(unittest.TestCase):
+    """Limits on what one connection or many may ask, and the graceful stop."""
+
+    def start(self, *extra):
+        server = DroverServer(extra_args=list(extra))
+        self.addCleanup(server.cleanup)
+        server.start()
+        return server, int(server.endpoint.rsplit(":", 1)[1])
+
+    def test_headers_over_8_kib_get_431_client_exception(self):
+        """Given a request whose headers exceed 8 KiB, the server should answer 431 with a ClientException and go on serving."""
+        server, port = self.start()
+        req = (b"POST /v1/describejobqueues HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000 +
+               b"\r\nContent-Length: 2\r\n\r\n{}")
+        answer = raw_request(port, req)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 431"), answer[:200])
+        self.assertIn(b"ClientException", answer)
+        self.assertEqual(http("GET", server.endpoint + "/healthz")[0], 200)
+
+    def test_a_connection_over_the_limit_gets_429_and_the_others_are_served(self):
+        """Given --max-connections 3 and three open connections, a fourth should be answered 429 TooManyRequestsException and closed; once one closes, a new one is served."""
+        server, port = self.start("--max-connections", "3")
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        try:
+            time.sleep(0.2)  # accepted
+            answer = raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(answer.startswith(b"HTTP/1.1 429"), answer[:200])
+            self.assertIn(b"TooManyRequestsException", answer)
+            held.pop().close()
+            deadline = time.monotonic() + 5
+            while True:  # the server notices the close
+                answer = raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                                           b"Connection: close\r\n\r\n")
+                if answer.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:200])
+        finally:
+            for s in held:
+                s.close()
+
+    def test_sigterm_answers_the_request_in_flight_and_closes_idle_connections(self):
+        """Given an idle keep-alive connection and a request half sent, SIGTERM should close the idle one at once, still answer the half-sent request once it is complete (with Connection: close), and exit 0."""
+        server, port = self.start()
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"200", idle.recv(65536))  # kept alive, now idle
+        busy = socket.create_connection(("127.0.0.1", port), timeout=10)
+        body = b'{"jobQueues":[]}'
+        busy.sendall(b"POST /v1/describejobqueues HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+        time.sleep(0.2)
+        proc = server.proc
+        proc.send_signal(15)
+        self.assertEqual(idle.recv(65536), b"", "the idle connection should be closed")
+        self.assertIsNone(proc.poll(), "the server exited before answering the request")
+        busy.sendall(body[5:])
+        answer = b""
+        while True:
+            chunk = busy.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        self.assertTrue(answer.startswith(b"HTTP/1.1 "), answer[:200])
+        self.assertIn(b"Connection: close", answer)
+        rc = proc.wait(timeout=15)
+        server.proc = None
+        self.assertEqual(rc, 0, server.log())
+        idle.close()
+        busy.close()
 
 
 if __name__ == "__main__":
