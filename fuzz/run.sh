@@ -31,11 +31,13 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 run_one() {
   local t=$1 dir="build-fuzz/fuzz-run/$1"
   mkdir -p "$dir/corpus"
-  local extra=()
+  local extra=() dict="fuzz/$t.dict"
+  [ "$t" = http ] || [ "$t" = ops ] && dict=fuzz/batch.dict
+  [ -f "$dict" ] && extra+=("-dict=$dict")
   [ -d "fuzz/regressions/$t" ] && extra+=("fuzz/regressions/$t")
   # The first corpus dir is the writable one; the source corpus is read only.
   if "build-fuzz/fuzz/fuzz_$t" "$dir/corpus" "fuzz/corpus/$t" "${extra[@]}" \
-      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$dir/" >"$dir/log" 2>&1; then
     echo 0 >"$dir/rc"
   else
