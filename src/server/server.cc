@@ -290,7 +290,9 @@ int RunServer(const ServerOptions& opts) {
   std::unique_ptr<exec::Executor> executor;
   auto lead = [&]() -> Status {
     if (shared) {
-      DROVER_RETURN_IF_ERROR(svc.Load());  // a consistent view to schedule from
+      // The view is current: this server's own writes are in it, and the
+      // others' arrive through ApplyChanges (a reload here could drop writes of
+      // this server still on their way to the store).
       svc.SetLeading(true);
       LOG_INFO("this server holds the scheduler lease: it schedules and runs jobs");
     }
@@ -307,7 +309,13 @@ int RunServer(const ServerOptions& opts) {
     LOG_INFO("job containment: {}", executor->Describe());
     return Status::Ok();
   };
-  if (!shared) {
+  // With SQLite, or when the lease is free at start, lead before serving.
+  bool leading = !shared;
+  if (shared) {
+    auto held = (*store)->TryLead();
+    leading = held.ok() && *held;
+  }
+  if (leading) {
     if (Status s = lead(); !s.ok()) return fail(s);
   }
   // Several servers: every server applies what the others store (every
@@ -319,10 +327,9 @@ int RunServer(const ServerOptions& opts) {
   bool cluster_stop = false;
   std::thread cluster;
   if (shared) {
-    LOG_INFO("store shared with other servers: following until this one holds the lease");
-    cluster = std::thread([&] {
+    if (!leading) LOG_INFO("store shared with other servers: following until this one holds the lease");
+    cluster = std::thread([&, leading]() mutable {
       constexpr auto kPoll = std::chrono::milliseconds(100);
-      bool leading = false;
       auto next_try = std::chrono::steady_clock::now();
       for (;;) {
         {

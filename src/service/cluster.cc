@@ -21,6 +21,12 @@ constexpr std::string_view kJobRequest = "job-request";
 void BatchService::SetLeading(bool leading) {
   std::lock_guard<std::mutex> l(mu_);
   leading_ = leading;
+  if (!leading) return;
+  // The GPUs free now: those no attempt started by the previous leader holds.
+  free_gpus_ = std::set<std::string>(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end());
+  for (const auto& [id, j] : live_) {
+    for (const auto& g : j->gpus) free_gpus_.erase(g);
+  }
 }
 
 bool BatchService::leading() const {
