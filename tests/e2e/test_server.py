@@ -295,7 +295,9 @@ class ConnectionTest(unittest.TestCase):
         server, port = self.start("--max-connections", "3")
         held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
         try:
-            time.sleep(0.2)  # accepted
+            for s in held:  # each one accepted and served (and kept alive)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertIn(b"200", s.recv(65536))
             answer = raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             self.assertTrue(answer.startswith(b"HTTP/1.1 429"), answer[:200])
             self.assertIn(b"TooManyRequestsException", answer)
@@ -319,10 +321,12 @@ class ConnectionTest(unittest.TestCase):
         idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertIn(b"200", idle.recv(65536))  # kept alive, now idle
         busy = socket.create_connection(("127.0.0.1", port), timeout=10)
+        busy.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"200", busy.recv(65536))  # accepted and served
         body = b'{"jobQueues":[]}'
         busy.sendall(b"POST /v1/describejobqueues HTTP/1.1\r\nHost: x\r\n"
                      b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
-        time.sleep(0.2)
+        time.sleep(0.5)  # the server has read the first bytes: the request is in flight
         proc = server.proc
         proc.send_signal(15)
         self.assertEqual(idle.recv(65536), b"", "the idle connection should be closed")
