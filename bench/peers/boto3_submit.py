@@ -40,7 +40,10 @@ c = client()
 role = "arn:aws:iam::123456789012:role/batch-service"
 if sys.argv[5:] and sys.argv[5].startswith("moto"):  # moto checks the service role in its IAM
     iam = boto3.session.Session().client("iam", endpoint_url=endpoint, region_name="us-east-1")
-    role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    try:
+        role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    except ClientError:  # made by an earlier run against the same server
+        role = iam.get_role(RoleName="batch-service")["Role"]["Arn"]
 ignore_exists(c.create_compute_environment, computeEnvironmentName="boto3-ce", type="UNMANAGED",
               state="DISABLED", serviceRole=role)
 for _ in range(100):  # moto: a CE is VALID at once; Drover too, but be patient

@@ -136,10 +136,10 @@ slurm_ver=$(sinfo --version)
 
 now_ns() { date +%s%N; }
 # median/min/max of numbers on stdin: "median [min..max, n=N]"
-stats() {
-  sort -g | awk -v fmt="${1:-%.0f}" '{ v[NR] = $1 } END {
+stats() {  # FORMAT UNIT
+  sort -g | awk -v fmt="${1:-%.0f}" -v unit="${2:-/s}" '{ v[NR] = $1 } END {
     if (NR == 0) { print "n/a"; exit }
-    printf fmt " [" fmt ".." fmt ", n=%d]\n", v[int((NR + 1) / 2)], v[1], v[NR], NR }'
+    printf fmt " %s [" fmt ".." fmt ", n=%d]\n", v[int((NR + 1) / 2)], unit, v[1], v[NR], NR }'
 }
 wait_empty() {  # until no job is left in the queue (or $1 seconds)
   local deadline=$(($(date +%s) + ${1:-3600}))
@@ -171,7 +171,7 @@ for p in 1 8; do
     scancel -u root >/dev/null 2>&1
     wait_empty 120
   done
-  echo "slurm_sbatch_rate_$p: $(printf '%s\n' "${rates[@]}" | stats) /s  $p submitters, $per sbatch each per run, $fails failed ($slurm_ver)"
+  echo "slurm_sbatch_rate_$p: $(printf '%s\n' "${rates[@]}" | stats %.0f /s)  $p submitters, $per sbatch each per run, $fails failed ($slurm_ver)"
 done
 
 # 2. Drain: N trivial jobs from 8 submitters, first submission -> queue empty.
