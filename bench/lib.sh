@@ -4,7 +4,8 @@ bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$bench_root"
 
 # start_drover DIR [server args...]: starts a server on DIR (created if missing),
-# sets drover_pid, returns once DIR/endpoint exists. Log: DIR.log.
+# sets drover_pid, returns once DIR/endpoint exists (at most START_TIMEOUT
+# seconds, default 30). Log: DIR.log.
 start_drover() {
   local d=$1; shift
   mkdir -p "$d"
@@ -12,7 +13,7 @@ start_drover() {
   ./build/drover server --listen "127.0.0.1:${DROVER_PORT:-0}" --data "$d" --log-level warn "$@" \
     >>"$d.log" 2>&1 &
   drover_pid=$!
-  for _ in $(seq 600); do [ -s "$d/endpoint" ] && return 0; sleep 0.05; done
+  for _ in $(seq $((${START_TIMEOUT:-30} * 20))); do [ -s "$d/endpoint" ] && return 0; sleep 0.05; done
   echo "drover server on $d did not start; see $d.log" >&2
   return 1
 }
