@@ -61,11 +61,17 @@ def main():
     raws, out = sys.argv[1:-1], sys.argv[-1]
     raw = raws[0]
     figs, notes, meta = parse(raw)
+    later = []
     for extra in raws[1:]:  # e.g. a scale run made on its own: its figures join the table
         f2, n2, m2 = parse(extra)
         figs.update(f2)
+        for k in f2:
+            notes.pop(k, None)
         notes.update(n2)
-        meta["config"] = meta.get("config", "") + f"; {extra.split('/')[-1]}: " + m2.get("config", "")
+        m = dict(kv.split("=", 1) for kv in m2.get("machine", "").split("; ") if "=" in kv)
+        later.append(f"{extra.split('/')[-1][:-4]} (load average {m.get('loadavg_at_start', '?')} "
+                     f"at its start, {m2.get('loadavg_at_end', '?')} at its end) for "
+                     + ", ".join(sorted({k.split('_')[0] for k in f2})) + " figures")
 
     def get(k):
         return figs.get(k)
@@ -114,7 +120,8 @@ def main():
         pk = f"slurm_sbatch_rate_{c}" if c in (1, 8) else None
         label = f"1. SubmitJob, durable, {c} connection{'s' if c > 1 else ''}"
         if pk:
-            label += f" (Slurm: `sbatch -H`, {c} submitter{'s' if c > 1 else ''} in parallel)"
+            label += (" (Slurm: `sbatch -H`, one submitter)" if c == 1
+                      else f" (Slurm: `sbatch -H`, {c} submitters in parallel)")
         row(label,
             f"submit_c{c}", pk, "Slurm", (("≥", 20000, "/s") if c == 32 else None))
     for t in (1, 8):
@@ -156,8 +163,8 @@ def main():
     depth = meta.get("config", "")
     m = re.search(r"scale_depth=(\d+)", depth)
     n = f"{int(m.group(1)):,}" if m else "1,000,000"
-    row(f"5. {n} queued: server RSS (MiB)", "deep_rss", target=("≤", 1024, "MiB"))
-    row("5. Empty queue: server RSS (MiB)", "empty_rss")
+    row(f"5. {n} queued: server RSS", "deep_rss", target=("≤", 1024, "MiB"))
+    row("5. Server RSS before filling (after the empty-queue SubmitJob runs)", "empty_rss")
     row(f"5. Filling to {n} (SubmitJob, 32 connections, incl. retried 429s)", "deep_fill")
     row("5. SubmitJob, 32 connections, empty queue", "empty_submit_c32")
     row(f"5. SubmitJob, 32 connections, {n} queued", "deep_submit_c32")
@@ -167,11 +174,12 @@ def main():
     row("5. Scheduling cost: SubmitJob → RUNNING p50, empty queue", "empty_latency_running_p50")
     row(f"5. Scheduling cost: SubmitJob → RUNNING p50, {n} queued elsewhere", "deep_latency_running_p50")
     row(f"5. Restart to serving with {n} jobs", "deep_restart_to_serving", target=("≤", 5, "s"))
-    row(f"5. RSS after restart with {n} jobs (MiB)", "deep_restarted_rss")
+    row(f"5. Server RSS after the restart with {n} jobs", "deep_restarted_rss")
 
     mach = dict(kv.split("=", 1) for kv in meta.get("machine", "").split("; ") if "=" in kv)
     lines = [
-        f"Run {raw.split('/')[-1][:-4]} (UTC), `{meta.get('config', '')}`",
+        f"Run {raw.split('/')[-1][:-4]} (UTC), `{meta.get('config', '')}`"
+        + (f"; figures replaced by the later run {'; '.join(later)}." if later else ""),
         "",
         f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, {mach.get('memory', '?')}, "
         f"kernel {mach.get('kernel', '?')}, Debian {mach.get('debian', '?')}, Drover commit "
