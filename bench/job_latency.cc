@@ -1,7 +1,7 @@
 // bench_job_latency: how long a job takes from SubmitJob to RUNNING and to
 // SUCCEEDED on an idle host, for a job running `true`.
 //
-// Usage: bench_job_latency --data DIR [--jobs N]
+// Usage: bench_job_latency --data DIR [--jobs N] [--prefix KEYPREFIX]
 // (or DROVER_ENDPOINT + AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY). Creates the
 // compute environment "bench-ce", queue "bench-q" and definition "bench-true"
 // when missing, then submits N jobs one at a time, each after the previous one
@@ -46,13 +46,14 @@ double NowMs() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string data = "./drover-data", endpoint;
+  std::string data = "./drover-data", endpoint, prefix;
   int jobs = 200;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--data") data = argv[i + 1];
     else if (a == "--endpoint") endpoint = argv[i + 1];
     else if (a == "--jobs") jobs = std::stoi(argv[i + 1]);
+    else if (a == "--prefix") prefix = argv[i + 1];
   }
   auto ep = client::Discover(endpoint, data);
   if (!ep.ok()) {
@@ -82,9 +83,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "setup failed: %s\n", def.status().message().c_str());
     return 1;
   }
-  std::vector<double> server_running, server_done, client_running, client_done;
+  std::vector<double> server_running, server_done, client_running, client_done, sent_to_start;
   for (int i = 0; i < jobs; ++i) {
     double t0 = NowMs();
+    int64_t sent_epoch_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
     auto sub = c.Batch("SubmitJob", {{"jobName", "bench"},
                                      {"jobQueue", "bench-q"},
                                      {"jobDefinition", "bench-true"}});
@@ -108,6 +112,7 @@ int main(int argc, char** argv) {
         int64_t created = job.at("createdAt").to_number<int64_t>();
         server_running.push_back(static_cast<double>(job.at("startedAt").to_number<int64_t>() - created));
         server_done.push_back(static_cast<double>(job.at("stoppedAt").to_number<int64_t>() - created));
+        sent_to_start.push_back(static_cast<double>(job.at("startedAt").to_number<int64_t>() - sent_epoch_ms));
         if (status == "FAILED") std::fprintf(stderr, "job %s FAILED\n", id.c_str());
         break;
       }
@@ -118,5 +123,15 @@ int main(int argc, char** argv) {
   Report("server: SubmitJob accepted -> SUCCEEDED", server_done);
   Report("client: SubmitJob sent -> sees RUNNING", client_running);
   Report("client: SubmitJob sent -> sees SUCCEEDED", client_done);
+  Report("SubmitJob sent -> job's startedAt (same clock)", sent_to_start);
+  // One "key: value unit" line per figure, for bench/compare.sh.
+  auto key = [&](const char* k, const std::vector<double>& ms) {
+    std::printf("%slatency_%s_p50: %.1f ms\n%slatency_%s_p99: %.1f ms\n", prefix.c_str(), k,
+                Percentile(ms, 0.5), prefix.c_str(), k, Percentile(ms, 0.99));
+  };
+  key("running", server_running);
+  key("succeeded", server_done);
+  key("client_running", client_running);
+  key("sent_to_start", sent_to_start);
   return 0;
 }

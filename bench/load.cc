@@ -1,14 +1,36 @@
-// bench_load: SubmitJob throughput (durable: the server replies after its
-// commit) over N keep-alive connections, SigV4-signed like any SDK, and the
-// latency of DescribeJobs for 100 ids.
+// bench_load: Drover's load generator (issue #7). Every request is SigV4-signed
+// over keep-alive connections (one client thread per connection), like an SDK.
 //
-// Usage: bench_load --data DIR [--connections 1,8,32] [--requests 20000] [--seconds 30]
-// Jobs go to a queue whose compute environment is DISABLED, so they stay
-// RUNNABLE: this measures the API and the store, not job execution.
+// Usage: bench_load --data DIR --mode MODE[,MODE...] [options]
+//   (or --endpoint URL with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)
+//
+// Modes (each prints one summary line per figure, "key: median unit [min..max, n] ..."):
+//   submit    durable SubmitJob rate with each of --connections (default 1,8,32,128),
+//             --requests per run (default 10000), bounded by --seconds (default 30),
+//             --repeats runs each (default 3). Jobs go to a queue whose compute
+//             environment is DISABLED: they stay RUNNABLE, so this measures the API,
+//             the store and the scheduler's bookkeeping, not execution.
+//   describe  DescribeJobs of 100 ids: p50 and p99 over 200 calls, per repeat.
+//   list      fills a queue of its own with --list-jobs (default 10000) jobs, then
+//             times listing all of them (ListJobs, every page, maxResults 1000).
+//   dispatch  --jobs (default 10000) jobs running `true` (0.125 vCPU each) submitted
+//             over 32 connections; jobs/s from the first submission to the last
+//             job's stoppedAt (all must be SUCCEEDED).
+//   array     a --array-size (default 10000) child array of `true`: SubmitJob latency,
+//             time until every child is RUNNABLE (or further), time until all SUCCEEDED.
+//   fill      submits until the DISABLED queue holds --depth jobs (scale scenario);
+//             prints the server's RSS when --server-pid is given.
+//   rss       prints the RSS of --server-pid.
+//   ping      waits until the server answers a request (re-reading DIR/endpoint);
+//             prints the time since --since-ns (CLOCK_REALTIME ns) if given.
+//   --prefix P prefixes every summary key (e.g. "empty_", "deep_").
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -23,6 +45,11 @@ namespace {
 double NowS() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+int64_t EpochMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -30,96 +57,394 @@ double Percentile(std::vector<double> v, double p) {
   return v[static_cast<size_t>(p * (v.size() - 1) + 0.5)];
 }
 
-}  // namespace
+struct Opts {
+  std::string data = "./drover-data", endpoint, modes = "submit,describe", conns = "1,8,32,128";
+  std::string prefix;
+  int requests = 10000, repeats = 3, list_jobs = 10000, jobs = 10000, array_size = 10000;
+  int64_t depth = 1000000;
+  double seconds = 30, timeout = 900;
+  int server_pid = 0;
+  int64_t since_ns = 0;
+};
+Opts opt;
+client::Endpoint ep;
+SystemClock sysclock;
 
-int main(int argc, char** argv) {
-  std::string data = "./drover-data", conns = "1,8,32";
-  int requests = 20000;
-  double seconds = 30;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--data") data = argv[i + 1];
-    else if (a == "--connections") conns = argv[i + 1];
-    else if (a == "--requests") requests = std::stoi(argv[i + 1]);
-    else if (a == "--seconds") seconds = std::stod(argv[i + 1]);
-  }
-  auto ep = client::Discover("", data);
-  if (!ep.ok()) {
-    std::fprintf(stderr, "%s\n", ep.status().message().c_str());
-    return 2;
-  }
-  SystemClock clock;
-  client::Client setup(*ep, clock);
-  (void)setup.Batch("CreateComputeEnvironment",
-                    {{"computeEnvironmentName", "load-ce"},
-                     {"type", "MANAGED"},
-                     {"state", "DISABLED"},
-                     {"computeResources", json::object{{"type", "EC2"},
-                                                       {"maxvCpus", 4},
-                                                       {"subnets", json::array{"local"}}}}});
-  (void)setup.Batch("CreateJobQueue",
-                    {{"jobQueueName", "load-q"},
-                     {"priority", 1},
-                     {"computeEnvironmentOrder",
-                      json::array{json::object{{"order", 1}, {"computeEnvironment", "load-ce"}}}}});
+// "key: median unit [min..max, n=R] extra" from one value per repeat.
+void Line(const std::string& key, std::vector<double> v, const char* unit, const char* fmt,
+          const std::string& extra = "") {
+  std::sort(v.begin(), v.end());
+  char med[64], lo[64], hi[64];
+  std::snprintf(med, sizeof med, fmt, Percentile(v, 0.5));
+  std::snprintf(lo, sizeof lo, fmt, v.empty() ? 0 : v.front());
+  std::snprintf(hi, sizeof hi, fmt, v.empty() ? 0 : v.back());
+  std::printf("%s%s: %s %s [%s..%s, n=%zu]%s%s\n", opt.prefix.c_str(), key.c_str(), med, unit,
+              lo, hi, v.size(), extra.empty() ? "" : "  ", extra.c_str());
+  std::fflush(stdout);
+}
+
+bool Ok(const Result<json::object>& r, const char* what) {
+  if (r.ok()) return true;
+  std::fprintf(stderr, "%s: %s\n", what, r.status().message().c_str());
+  return false;
+}
+
+// A compute environment, a queue and a definition of `true` (idempotent:
+// "already exists" errors are ignored).
+void Setup(client::Client& c, const std::string& name, bool enabled, double vcpus) {
+  (void)c.Batch("CreateComputeEnvironment",
+                {{"computeEnvironmentName", name + "-ce"},
+                 {"type", "MANAGED"},
+                 {"state", enabled ? "ENABLED" : "DISABLED"},
+                 {"computeResources", json::object{{"type", "EC2"},
+                                                   {"maxvCpus", 256},
+                                                   {"subnets", json::array{"local"}}}}});
+  (void)c.Batch("CreateJobQueue",
+                {{"jobQueueName", name + "-q"},
+                 {"priority", 1},
+                 {"computeEnvironmentOrder",
+                  json::array{json::object{{"order", 1}, {"computeEnvironment", name + "-ce"}}}}});
+  char v[32];
+  std::snprintf(v, sizeof v, "%g", vcpus);
   json::object props{{"command", json::array{"true"}},
                      {"resourceRequirements",
-                      json::array{json::object{{"type", "VCPU"}, {"value", "1"}},
+                      json::array{json::object{{"type", "VCPU"}, {"value", v}},
                                   json::object{{"type", "MEMORY"}, {"value", "16"}}}}};
-  (void)setup.Batch("RegisterJobDefinition", {{"jobDefinitionName", "load-true"},
-                                              {"type", "container"},
-                                              {"containerProperties", props}});
-  std::vector<std::string> ids;
-  std::stringstream list(conns);
-  for (std::string c; std::getline(list, c, ',');) {
-    int n = std::stoi(c);
-    std::atomic<int> next{0}, done{0}, failed{0};
-    double deadline = NowS() + seconds;
-    std::vector<std::thread> threads;
-    std::vector<std::vector<double>> lat(n);
-    std::vector<std::string> thread_ids(n);
-    double t0 = NowS();
-    for (int t = 0; t < n; ++t) {
-      threads.emplace_back([&, t] {
-        client::Client cl(*ep, clock);
-        while (next.fetch_add(1) < requests && NowS() < deadline) {
+  (void)c.Batch("RegisterJobDefinition", {{"jobDefinitionName", name + "-true"},
+                                          {"type", "container"},
+                                          {"containerProperties", props}});
+}
+
+struct Burst {
+  double rate = 0, p50 = 0, p99 = 0, elapsed = 0;
+  int ok = 0, failed = 0;
+  std::vector<std::string> ids;  // in submission order per thread, merged
+};
+
+// `requests` SubmitJobs over `n` connections, bounded by `seconds`. With
+// `retry`, refused submissions (429) are retried until `requests` succeeded.
+Burst Submit(const std::string& name, int n, int requests, double seconds, bool keep_ids,
+             bool retry = false) {
+  std::atomic<int> next{0}, done{0}, failed{0};
+  double deadline = NowS() + seconds;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<double>> lat(n);
+  std::vector<std::vector<std::string>> ids(n);
+  double t0 = NowS();
+  for (int t = 0; t < n; ++t) {
+    threads.emplace_back([&, t] {
+      client::Client cl(ep, sysclock);
+      json::object req{{"jobName", "load"}, {"jobQueue", name + "-q"},
+                       {"jobDefinition", name + "-true"}};
+      while (next.fetch_add(1) < requests && NowS() < deadline) {
+        for (;;) {
           double s = NowS();
-          auto r = cl.Batch("SubmitJob", {{"jobName", "load"},
-                                          {"jobQueue", "load-q"},
-                                          {"jobDefinition", "load-true"}});
+          auto r = cl.Batch("SubmitJob", req);
           lat[t].push_back((NowS() - s) * 1000);
           if (r.ok()) {
             ++done;
-            thread_ids[t] = std::string(r->at("jobId").as_string());
-          } else {
-            ++failed;
+            if (keep_ids) ids[t].push_back(std::string(r->at("jobId").as_string()));
+            else if (ids[t].empty()) ids[t].push_back(std::string(r->at("jobId").as_string()));
+            break;
           }
+          ++failed;
+          if (!retry || NowS() >= deadline) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }
-      });
-    }
-    for (auto& th : threads) th.join();
-    double elapsed = NowS() - t0;
-    std::vector<double> all;
-    for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
-    std::printf("SubmitJob, %3d connections: %8.0f /s  (%d ok, %d failed in %.1f s)  "
-                "latency p50 %.2f ms p99 %.2f ms\n",
-                n, done / elapsed, done.load(), failed.load(), elapsed, Percentile(all, 0.5),
-                Percentile(all, 0.99));
-    for (auto& id : thread_ids) {
-      if (!id.empty()) ids.push_back(id);
-    }
+      }
+    });
   }
-  // DescribeJobs of 100 ids (repeated ids are fine: the server looks each up).
+  for (auto& th : threads) th.join();
+  Burst b;
+  b.elapsed = NowS() - t0;
+  std::vector<double> all;
+  for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
+  b.ok = done;
+  b.failed = failed;
+  b.rate = done / b.elapsed;
+  b.p50 = Percentile(all, 0.5);
+  b.p99 = Percentile(all, 0.99);
+  for (auto& v : ids) b.ids.insert(b.ids.end(), v.begin(), v.end());
+  return b;
+}
+
+std::vector<std::string> g_ids;  // some submitted ids, for DescribeJobs
+
+void ModeSubmit() {
+  client::Client c(ep, sysclock);
+  Setup(c, "load", false, 1);
+  std::stringstream list(opt.conns);
+  for (std::string s; std::getline(list, s, ',');) {
+    int n = std::stoi(s);
+    std::vector<double> rates, p50s, p99s;
+    int failed = 0;
+    for (int r = 0; r < opt.repeats; ++r) {
+      Burst b = Submit("load", n, opt.requests, opt.seconds, false);
+      rates.push_back(b.rate);
+      p50s.push_back(b.p50);
+      p99s.push_back(b.p99);
+      failed += b.failed;
+      g_ids.insert(g_ids.end(), b.ids.begin(), b.ids.end());
+    }
+    char extra[160];
+    std::snprintf(extra, sizeof extra, "latency p50 %.2f ms p99 %.2f ms (medians), %d refused",
+                  Percentile(p50s, 0.5), Percentile(p99s, 0.5), failed);
+    Line("submit_c" + std::to_string(n), rates, "/s", "%.0f", extra);
+  }
+}
+
+void ModeDescribe() {
+  client::Client c(ep, sysclock);
+  if (g_ids.empty()) {
+    Setup(c, "load", false, 1);
+    g_ids = Submit("load", 8, 100, 60, true).ids;
+  }
   json::array hundred;
-  for (int i = 0; i < 100 && !ids.empty(); ++i) hundred.emplace_back(ids[i % ids.size()]);
-  std::vector<double> d;
-  for (int i = 0; i < 200; ++i) {
-    double s = NowS();
-    auto r = setup.Batch("DescribeJobs", {{"jobs", hundred}});
-    if (!r.ok()) return 1;
-    d.push_back((NowS() - s) * 1000);
+  for (int i = 0; i < 100; ++i) hundred.emplace_back(g_ids[(i * 7919) % g_ids.size()]);
+  std::vector<double> p50s, p99s;
+  for (int r = 0; r < opt.repeats; ++r) {
+    std::vector<double> d;
+    for (int i = 0; i < 200; ++i) {
+      double s = NowS();
+      auto res = c.Batch("DescribeJobs", {{"jobs", hundred}});
+      if (!Ok(res, "DescribeJobs")) return;
+      d.push_back((NowS() - s) * 1000);
+    }
+    p50s.push_back(Percentile(d, 0.5));
+    p99s.push_back(Percentile(d, 0.99));
   }
-  std::printf("DescribeJobs(100 ids): p50 %.2f ms p99 %.2f ms\n", Percentile(d, 0.5),
-              Percentile(d, 0.99));
+  char extra[64];
+  std::snprintf(extra, sizeof extra, "p99 %.2f ms (median)", Percentile(p99s, 0.5));
+  Line("describe100_p50", p50s, "ms", "%.2f", extra);
+}
+
+void ModeList() {
+  client::Client c(ep, sysclock);
+  Setup(c, "list", false, 1);
+  Burst b = Submit("list", 32, opt.list_jobs, 600, false, true);
+  std::vector<double> t;
+  size_t seen = 0;
+  for (int r = 0; r < opt.repeats; ++r) {
+    double s = NowS();
+    seen = 0;
+    std::string token;
+    do {
+      json::object req{{"jobQueue", "list-q"}, {"jobStatus", "RUNNABLE"}, {"maxResults", 1000}};
+      if (!token.empty()) req["nextToken"] = token;
+      auto res = c.Batch("ListJobs", req);
+      if (!Ok(res, "ListJobs")) return;
+      seen += res->at("jobSummaryList").as_array().size();
+      auto it = res->find("nextToken");
+      token = it == res->end() ? "" : std::string(it->value().as_string());
+    } while (!token.empty());
+    t.push_back((NowS() - s) * 1000);
+  }
+  char extra[96];
+  std::snprintf(extra, sizeof extra, "%zu jobs listed (of %d submitted), pages of 1000", seen, b.ok);
+  Line("list" + std::to_string(opt.list_jobs), t, "ms", "%.1f", extra);
+}
+
+// Describes `ids` in chunks of 100, in order, waiting at the first chunk whose
+// jobs are not all finished. Returns the latest stoppedAt, and counts.
+struct Drain {
+  int64_t last_stop = 0;
+  int succeeded = 0, failed = 0;
+  bool timed_out = false;
+};
+Drain WaitAll(client::Client& c, const std::vector<std::string>& ids, double deadline) {
+  Drain d;
+  for (size_t i = 0; i < ids.size();) {
+    json::array chunk;
+    for (size_t k = i; k < ids.size() && k < i + 100; ++k) chunk.emplace_back(ids[k]);
+    auto res = c.Batch("DescribeJobs", {{"jobs", chunk}});
+    if (!Ok(res, "DescribeJobs")) {
+      d.timed_out = true;
+      return d;
+    }
+    int fin = 0, ok = 0, bad = 0;
+    int64_t stop = 0;
+    for (const auto& j : res->at("jobs").as_array()) {
+      std::string_view st = j.at("status").as_string();
+      if (st == "SUCCEEDED" || st == "FAILED") {
+        ++fin;
+        (st == "SUCCEEDED" ? ok : bad)++;
+        stop = std::max(stop, j.at("stoppedAt").to_number<int64_t>());
+      }
+    }
+    if (fin == static_cast<int>(chunk.size())) {
+      d.succeeded += ok;
+      d.failed += bad;
+      d.last_stop = std::max(d.last_stop, stop);
+      i += chunk.size();
+      continue;
+    }
+    if (NowS() > deadline) {
+      d.timed_out = true;
+      return d;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return d;
+}
+
+void ModeDispatch() {
+  client::Client c(ep, sysclock);
+  Setup(c, "dispatch", true, 0.125);
+  double deadline = NowS() + opt.timeout;
+  int64_t t0 = EpochMs();
+  Burst b = Submit("dispatch", 32, opt.jobs, opt.timeout, true, true);
+  int64_t submitted = EpochMs();
+  Drain d = WaitAll(c, b.ids, deadline);
+  if (d.timed_out) {
+    std::printf("%sdispatch%d: timed out (%d of %zu finished)\n", opt.prefix.c_str(), opt.jobs,
+                d.succeeded + d.failed, b.ids.size());
+    return;
+  }
+  double secs = (d.last_stop - t0) / 1000.0;
+  char extra[160];
+  std::snprintf(extra, sizeof extra,
+                "%d SUCCEEDED, %d FAILED in %.1f s; submission took %.1f s (%d refused, retried)",
+                d.succeeded, d.failed, secs, (submitted - t0) / 1000.0, b.failed);
+  Line("dispatch" + std::to_string(opt.jobs), {d.succeeded / secs}, "jobs/s", "%.1f", extra);
+}
+
+void ModeArray() {
+  client::Client c(ep, sysclock);
+  Setup(c, "array", true, 0.125);
+  double deadline = NowS() + opt.timeout;
+  double s = NowS();
+  auto sub = c.Batch("SubmitJob", {{"jobName", "array"},
+                                   {"jobQueue", "array-q"},
+                                   {"jobDefinition", "array-true"},
+                                   {"arrayProperties", json::object{{"size", opt.array_size}}}});
+  double submit_ms = (NowS() - s) * 1000;
+  if (!Ok(sub, "SubmitJob(array)")) return;
+  std::string id(sub->at("jobId").as_string());
+  double runnable_s = -1, drain_s = -1;
+  std::string final_status;
+  while (NowS() < deadline) {
+    auto d = c.Batch("DescribeJobs", {{"jobs", json::array{id}}});
+    if (!Ok(d, "DescribeJobs")) return;
+    const json::object& job = d->at("jobs").as_array()[0].as_object();
+    const json::object& sum = job.at("arrayProperties").at("statusSummary").as_object();
+    int64_t waiting = sum.at("SUBMITTED").to_number<int64_t>() + sum.at("PENDING").to_number<int64_t>();
+    if (runnable_s < 0 && waiting == 0) runnable_s = NowS() - s;
+    std::string_view st = job.at("status").as_string();
+    if (st == "SUCCEEDED" || st == "FAILED") {
+      final_status = std::string(st);
+      drain_s = NowS() - s;
+      if (job.contains("stoppedAt") && job.contains("createdAt")) {
+        drain_s = (job.at("stoppedAt").to_number<int64_t>() -
+                   job.at("createdAt").to_number<int64_t>()) / 1000.0;
+      }
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(runnable_s < 0 ? 10 : 100));
+  }
+  std::string n = std::to_string(opt.array_size);
+  Line("array" + n + "_submit", {submit_ms}, "ms", "%.1f");
+  Line("array" + n + "_all_runnable", {runnable_s}, "s", "%.2f", "(client polls every 10 ms)");
+  char extra[96];
+  std::snprintf(extra, sizeof extra, "parent %s; %.1f jobs/s", final_status.c_str(),
+                drain_s > 0 ? opt.array_size / drain_s : 0.0);
+  Line("array" + n + "_drain", {drain_s}, "s", "%.1f", extra);
+}
+
+int64_t RssKiB(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(f, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+void ModeRss() {
+  if (opt.server_pid) Line("rss", {RssKiB(opt.server_pid) / 1024.0}, "MiB", "%.0f");
+}
+
+void ModeFill() {
+  client::Client c(ep, sysclock);
+  Setup(c, "load", false, 1);
+  // How many are there already: count by pages would be slow at depth; the
+  // caller tracks it, so fill submits exactly `depth` more.
+  double s = NowS();
+  Burst b = Submit("load", 32, static_cast<int>(opt.depth), opt.timeout, false, true);
+  char extra[96];
+  std::snprintf(extra, sizeof extra, "%d submitted in %.0f s (%d refused, retried)", b.ok,
+                NowS() - s, b.failed);
+  Line("fill", {b.rate}, "/s", "%.0f", extra);
+}
+
+void ModePing() {
+  double deadline = NowS() + opt.timeout;
+  while (NowS() < deadline) {
+    auto e = client::Discover(opt.endpoint, opt.data);
+    if (e.ok()) {
+      client::Client c(*e, sysclock);
+      auto r = c.Batch("DescribeJobQueues", {});
+      if (r.ok()) {
+        if (opt.since_ns) {
+          int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+          Line("restart_to_serving", {(now - opt.since_ns) / 1e9}, "s", "%.2f");
+        }
+        return;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::printf("%sping: no answer within %.0f s\n", opt.prefix.c_str(), opt.timeout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i], v = argv[i + 1];
+    if (a == "--data") opt.data = v;
+    else if (a == "--endpoint") opt.endpoint = v;
+    else if (a == "--mode") opt.modes = v;
+    else if (a == "--connections") opt.conns = v;
+    else if (a == "--requests") opt.requests = std::stoi(v);
+    else if (a == "--repeats") opt.repeats = std::stoi(v);
+    else if (a == "--seconds") opt.seconds = std::stod(v);
+    else if (a == "--timeout") opt.timeout = std::stod(v);
+    else if (a == "--list-jobs") opt.list_jobs = std::stoi(v);
+    else if (a == "--jobs") opt.jobs = std::stoi(v);
+    else if (a == "--array-size") opt.array_size = std::stoi(v);
+    else if (a == "--depth") opt.depth = std::stoll(v);
+    else if (a == "--server-pid") opt.server_pid = std::stoi(v);
+    else if (a == "--since-ns") opt.since_ns = std::stoll(v);
+    else if (a == "--prefix") opt.prefix = v;
+    else {
+      std::fprintf(stderr, "unknown flag %s\n", a.c_str());
+      return 2;
+    }
+  }
+  std::stringstream modes(opt.modes);
+  for (std::string m; std::getline(modes, m, ',');) {
+    if (m == "ping") {
+      ModePing();
+      continue;
+    }
+    auto e = client::Discover(opt.endpoint, opt.data);
+    if (!e.ok()) {
+      std::fprintf(stderr, "%s\n", e.status().message().c_str());
+      return 2;
+    }
+    ep = *e;
+    if (m == "submit") ModeSubmit();
+    else if (m == "describe") ModeDescribe();
+    else if (m == "list") ModeList();
+    else if (m == "dispatch") ModeDispatch();
+    else if (m == "array") ModeArray();
+    else if (m == "fill") ModeFill();
+    else if (m == "rss") ModeRss();
+    else {
+      std::fprintf(stderr, "unknown mode %s\n", m.c_str());
+      return 2;
+    }
+  }
   return 0;
 }

@@ -3,4 +3,4 @@
 # DescribeJobs load benchmark. Usage: bash bench/load.sh [CONNECTIONS] [REQUESTS]
 set -euo pipefail
 source "$(dirname "$0")/server.sh"
-./build/bench/bench_load --data "$dir" --connections "${1:-1,8,32}" --requests "${2:-20000}"
+./build/bench/bench_load --data "$dir" --connections "${1:-1,8,32}" --requests "${2:-20000}" --repeats 1

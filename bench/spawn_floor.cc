@@ -1,0 +1,137 @@
+// bench_spawn_floor: how fast this host can start and reap trivial processes,
+// the floor under any job dispatcher (issue #7). Three lines:
+//   posix_spawn   posix_spawn(/bin/true) + waitpid
+//   fork+exec     fork, execv(/bin/true) + waitpid
+//   +cgroup       as Drover's executor: a fresh cgroup per process (Drover's own
+//                 exec::Cgroups: every v1 hierarchy + unified on hybrid hosts, one
+//                 directory on pure v2, limits as for a 0.125-vCPU, 16 MiB job),
+//                 the child joins it before exec, the parent reads its usage and
+//                 removes it after waitpid.
+// Each runs --parallel worker processes (default: the number of CPUs), each
+// starting processes one after another, --n processes in all (default 5000),
+// --repeats times (default 3); prints "key: median /s [min..max, n=R]".
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "exec/cgroup.h"
+
+extern char** environ;
+
+namespace {
+
+double NowS() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+char kTrue[] = "/bin/true";
+
+bool SpawnOne() {
+  char* argv[] = {kTrue, nullptr};
+  pid_t pid;
+  if (posix_spawn(&pid, kTrue, nullptr, nullptr, argv, environ) != 0) return false;
+  int st;
+  return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+bool ForkOne(const std::vector<std::string>* procs) {
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    if (procs) {
+      for (const auto& f : *procs) {
+        int fd = open(f.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0", 1) != 1) _exit(120);
+        close(fd);
+      }
+    }
+    char* argv[] = {kTrue, nullptr};
+    execv(kTrue, argv);
+    _exit(127);
+  }
+  int st;
+  return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+// Runs `one(worker, i)` n times over p worker processes; returns processes/s
+// (or -1 if any failed).
+double Run(int n, int p, const std::function<bool(int, int)>& one) {
+  double t0 = NowS();
+  std::vector<pid_t> workers;
+  for (int w = 0; w < p; ++w) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int count = n / p + (w < n % p ? 1 : 0);
+      for (int i = 0; i < count; ++i) {
+        if (!one(w, i)) _exit(1);
+      }
+      _exit(0);
+    }
+    workers.push_back(pid);
+  }
+  bool ok = true;
+  for (pid_t pid : workers) {
+    int st;
+    waitpid(pid, &st, 0);
+    ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  }
+  return ok ? n / (NowS() - t0) : -1;
+}
+
+void Line(const char* key, std::vector<double> v, const std::string& extra) {
+  std::sort(v.begin(), v.end());
+  std::printf("%s: %.0f /s [%.0f..%.0f, n=%zu]  %s\n", key, v[v.size() / 2], v.front(), v.back(),
+              v.size(), extra.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int n = 5000, repeats = 3;
+  int p = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--n") n = std::stoi(argv[i + 1]);
+    else if (a == "--parallel") p = std::stoi(argv[i + 1]);
+    else if (a == "--repeats") repeats = std::stoi(argv[i + 1]);
+  }
+  auto cg = drover::exec::Cgroups::Detect("/sys/fs/cgroup", "drover-bench-floor");
+  std::string with = std::to_string(p) + " workers, " + std::to_string(n) + " processes per run";
+  std::vector<double> a, b, c;
+  for (int r = 0; r < repeats; ++r) {
+    a.push_back(Run(n, p, [](int, int) { return SpawnOne(); }));
+    b.push_back(Run(n, p, [](int, int) { return ForkOne(nullptr); }));
+    if (cg->mode() != drover::exec::Cgroups::Mode::kNone) {
+      c.push_back(Run(n, p, [&](int w, int i) {
+        drover::exec::CgroupLimits lim;
+        lim.memory_bytes = 16 << 20;
+        lim.vcpus = 0.125;
+        std::string name = "f" + std::to_string(getpid()) + "-" + std::to_string(w) + "-" +
+                           std::to_string(i);
+        auto g = cg->Create(name, lim);
+        if (!g.ok()) return false;
+        auto procs = cg->ProcsFiles(*g);
+        bool ok = ForkOne(&procs);
+        (void)drover::exec::Cgroups::Usage(*g);
+        for (int k = 0; k < 100 && !drover::exec::Cgroups::Remove(*g); ++k) usleep(100);
+        return ok;
+      }));
+    }
+  }
+  Line("spawn_floor_posix_spawn", a, with);
+  Line("spawn_floor_fork_exec", b, with);
+  if (!c.empty()) Line("spawn_floor_cgroup", c, with + "; " + cg->Describe());
+  else std::printf("spawn_floor_cgroup: not measured (%s)\n", cg->Describe().c_str());
+  return 0;
+}
