@@ -35,6 +35,10 @@ drover::cli::Runner SetUpServer(CLI::App& app) {
   app.add_option("--max-connections", opts->max_connections,
                  "connections served at once; more are answered 429 and closed")
       ->check(CLI::PositiveNumber);
+  app.add_option("--max-pending-writes", opts->max_pending_writes,
+                 "writes waiting for the store before more are answered 429")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--threads", opts->threads, "API threads (0: one per core)")
       ->capture_default_str();
   app.add_option("--job-user", opts->job_user,

@@ -250,6 +250,7 @@ int RunServer(const ServerOptions& opts) {
     }
     if (!reachable.ok()) return fail(reachable);
   }
+  cfg.max_pending_writes = opts.max_pending_writes;
   cfg.shared_store = shared;
   cfg.seq_nonce = static_cast<uint16_t>(std::stoul(ids.Token(4, "0123456789abcdef"), nullptr, 16));
   service::BatchService svc(cfg, **store, clock, ids);

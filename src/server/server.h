@@ -28,6 +28,7 @@ struct ServerOptions {
   std::string credentials_file;  // keys to import (an AWS shared credentials file)
   int threads = 0;               // 0: one per core
   size_t max_connections = 4096;  // more are answered 429 TooManyRequestsException
+  size_t max_pending_writes = 20000;  // back-pressure (ServiceConfig::max_pending_writes)
   // Jobs.
   std::string job_user = "drover-job";  // attempts run as this user when the server is root
   // ... each under its own uid from this range (0: all as job_user's uid).

@@ -7,8 +7,11 @@ import socket
 import time
 import stat
 import subprocess
+import threading
 import unittest
 from concurrent.futures import ThreadPoolExecutor
+
+import botocore.exceptions
 
 from harness import DroverServer, DroverTestCase, http, using_pg
 
@@ -345,6 +348,80 @@ class ConnectionTest(unittest.TestCase):
         self.assertEqual(rc, 0, server.log())
         idle.close()
         busy.close()
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+class OverloadTest(unittest.TestCase):
+
+    def test_a_flood_gets_429s_memory_stays_bounded_and_nothing_acknowledged_is_lost(self):
+        """Given --max-pending-writes 2 and 64 connections submitting as fast as they can for 4 s, some SubmitJob calls should get 429 TooManyRequestsException and none any other error, the server's memory should grow only with what it acknowledged, and every acknowledged job should exist with its name after a restart."""
+        server = DroverServer(extra_args=["--max-pending-writes", "2"])
+        self.addCleanup(server.cleanup)
+        server.start()
+        batch = server.client()
+        batch.create_compute_environment(  # DISABLED: the jobs stay queued, nothing runs
+            computeEnvironmentName="ce", type="MANAGED", state="DISABLED",
+            computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 2,
+                              "instanceTypes": ["optimal"], "subnets": ["subnet-0123abcd"],
+                              "securityGroupIds": ["sg-0123abcd"],
+                              "instanceRole": "ecsInstanceRole"})
+        batch.create_job_queue(jobQueueName="q", priority=1,
+                               computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "ce"}])
+        batch.register_job_definition(jobDefinitionName="jd", type="container",
+                                      containerProperties={"image": "busybox",
+                                                           "command": ["true"], "vcpus": 1,
+                                                           "memory": 16})
+        rss_before = rss_kib(server.proc.pid)
+        clients = [server.client() for _ in range(64)]
+        acked, throttled, other = {}, [0], []
+        lock = threading.Lock()
+        deadline = time.monotonic() + 4
+
+        def flood(worker, client):
+            n = 0
+            while time.monotonic() < deadline:
+                name = "w%d-%d" % (worker, n)
+                n += 1
+                try:
+                    job_id = client.submit_job(jobName=name, jobQueue="q",
+                                               jobDefinition="jd")["jobId"]
+                    with lock:
+                        acked[job_id] = name
+                except botocore.exceptions.ClientError as e:
+                    with lock:
+                        if e.response["Error"]["Code"] == "TooManyRequestsException":
+                            throttled[0] += 1
+                        else:
+                            other.append(str(e))
+                except Exception as e:  # connection errors count as failures too
+                    with lock:
+                        other.append(repr(e))
+
+        with ThreadPoolExecutor(64) as pool:
+            list(pool.map(lambda a: flood(*a), enumerate(clients)))
+        rss_after = rss_kib(server.proc.pid)
+        print("flood: %d acknowledged, %d throttled (429); RSS %d -> %d KiB"
+              % (len(acked), throttled[0], rss_before, rss_after))
+        self.assertEqual(other, [], "errors other than 429")
+        self.assertGreater(len(acked), 0)
+        self.assertGreater(throttled[0], 0, "64 connections against 2 pending writes: no 429")
+        # Each acknowledged job is kept in memory (a few KiB); nothing else may pile up.
+        self.assertLess(rss_after - rss_before, 32 * 1024 + 16 * len(acked),
+                        "memory grew by more than the acknowledged jobs account for")
+        server.restart()
+        batch = server.client()
+        ids = list(acked)
+        for i in range(0, len(ids), 100):
+            jobs = batch.describe_jobs(jobs=ids[i:i + 100])["jobs"]
+            self.assertEqual({j["jobId"]: j["jobName"] for j in jobs},
+                             {k: acked[k] for k in ids[i:i + 100]}, "acknowledged jobs lost")
 
 
 if __name__ == "__main__":
