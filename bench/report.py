@@ -94,7 +94,9 @@ def main():
             pcell = peer_note or "—"
         ratio = "—"
         if d and p and p[0] > 0:
-            ratio = f"{d[0] / p[0]:.2f}x" if d[0] / p[0] < 10 else f"{d[0] / p[0]:.0f}x"
+            r = d[0] / p[0]
+            # Two significant digits below 0.1 (a latency 300x lower is 0.0031x, not 0.00x).
+            ratio = f"{r:.2g}x" if r < 0.1 else f"{r:.2f}x" if r < 10 else f"{r:.0f}x"
         tcell, met = "—", "—"
         if target is not None:
             op, tv, tunit = target
