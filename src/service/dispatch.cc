@@ -838,7 +838,7 @@ void BatchService::SchedulePass() {
   }
   // Attempts start on the starter threads (several at once: each is a spawn of
   // drover-shim and a wait for its report), so the next pass need not wait for
-  // them. Without the scheduler thread (tests), they start here, in parallel.
+  // them. Without the scheduler thread (tests drive passes), they start here, in order.
   auto start_one = [this](const exec::TaskSpec& spec) { StartAttempt(spec); };
   auto log_pass = [&] {
     if (starts.empty()) return;
@@ -857,20 +857,7 @@ void BatchService::SchedulePass() {
     log_pass();
     return;
   }
-  size_t workers = std::min<size_t>(starts.size(), kStarters);
-  if (workers <= 1) {
-    for (const auto& spec : starts) start_one(spec);
-    log_pass();
-    return;
-  }
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> threads;
-  for (size_t w = 0; w < workers; ++w) {
-    threads.emplace_back([&] {
-      for (size_t i = next++; i < starts.size(); i = next++) start_one(starts[i]);
-    });
-  }
-  for (auto& t : threads) t.join();
+  for (const auto& spec : starts) start_one(spec);
   log_pass();
 }
 
