@@ -134,8 +134,12 @@ Status BatchService::Load() {
   blocked_queues_.clear();
   ++generation_;
   next_seq_ = 1;
+  resources_.reserve(records.size());  // no rehashing while a million jobs load
+  jobs_.reserve(records.size());
+  live_.reserve(records.size());
   for (auto& r : records) {
     auto doc = ParseJson(r.doc);
+    std::string().swap(r.doc);  // the text is parsed: give its memory back now
     if (!doc.ok() || !doc->is_object()) {
       return Status::Server("stored document of " + r.key + " is not a JSON object");
     }
