@@ -12,8 +12,7 @@
 namespace drover::logs::internal {
 
 bool IsValidUtf8(std::string_view s);
-// `s` with every invalid UTF-8 sequence replaced by U+FFFD.
-std::string SanitizeUtf8(std::string_view s);
+// (Replacing invalid sequences by U+FFFD: ValidUtf8 in common/json.h.)
 // The largest n <= max (and <= s.size()) such that s[0, n) does not end inside
 // a well-formed multi-byte character.
 size_t Utf8Cut(std::string_view s, size_t max);

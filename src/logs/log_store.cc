@@ -294,22 +294,6 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
-std::string SanitizeUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 8);
-  for (size_t i = 0; i < s.size();) {
-    size_t n = SequenceLength(s, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
-
 size_t Utf8Cut(std::string_view s, size_t max) {
   if (max >= s.size()) return s.size();
   size_t k = max;
@@ -439,7 +423,7 @@ void StreamWriter::AppendMessage(std::string_view raw, int64_t ts, std::string& 
   std::string clean;
   std::string_view msg = raw;
   if (!internal::IsValidUtf8(raw)) {
-    clean = internal::SanitizeUtf8(raw);
+    clean = ValidUtf8(raw);
     msg = clean;
   }
   while (!msg.empty() && !truncated_) {

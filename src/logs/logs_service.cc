@@ -36,7 +36,7 @@ int64_t Cost(const std::string& message) {
 }
 
 std::string Utf8(const std::string& s) {
-  return internal::IsValidUtf8(s) ? s : internal::SanitizeUtf8(s);
+  return internal::IsValidUtf8(s) ? s : ValidUtf8(s);
 }
 
 // ---- request validation, with AWS's "N validation errors detected" texts ----

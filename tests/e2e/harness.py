@@ -102,6 +102,32 @@ def pg_exec(sql, url=None):
     return p.stdout
 
 
+# computeResources of a MANAGED compute environment (its values are AWS-shaped
+# placeholders: Drover runs the jobs on this host).
+MANAGED_RESOURCES = {
+    "type": "EC2", "minvCpus": 0, "maxvCpus": 16, "instanceTypes": ["optimal"],
+    "subnets": ["subnet-0123abcd"], "securityGroupIds": ["sg-0123abcd"],
+    "instanceRole": "ecsInstanceRole"}
+
+WAIT_DEADLINE = 30.0  # seconds: the default bound of every wait
+WAIT_POLL = 0.05
+
+
+def wait_for(what, fn, timeout=None):
+    """Polls fn() until it returns something true (and returns that); raises
+    AssertionError after `timeout` seconds."""
+    timeout = WAIT_DEADLINE if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError("gave up after %.0fs waiting for %s (last: %r)"
+                                 % (timeout, what, last))
+        time.sleep(WAIT_POLL)
+
+
 def using_pg():
     """True when the servers of this run keep their state in PostgreSQL."""
     return bool(PG_URL)
@@ -371,20 +397,9 @@ class DroverTestCase(unittest.TestCase):
 
     # --- waiting -----------------------------------------------------------
 
-    WAIT_DEADLINE = 30.0  # seconds: the default bound of every wait
-    WAIT_POLL = 0.05
-
     def wait_for(self, what, fn, timeout=None):
         """Polls fn() until it returns something true; fails after `timeout` seconds."""
-        timeout = self.WAIT_DEADLINE if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        while True:
-            last = fn()
-            if last:
-                return last
-            if time.monotonic() > deadline:
-                self.fail("gave up after %.0fs waiting for %s" % (timeout, what))
-            time.sleep(self.WAIT_POLL)
+        return wait_for(what, fn, timeout)
 
     # --- names and ARNs ----------------------------------------------------
 
@@ -466,10 +481,7 @@ class DroverTestCase(unittest.TestCase):
         name = name or self.name("ce")
         params = {"computeEnvironmentName": name, "type": "MANAGED" if managed else "UNMANAGED"}
         if managed and "computeResources" not in kwargs:
-            params["computeResources"] = {
-                "type": "EC2", "minvCpus": 0, "maxvCpus": 16,
-                "instanceTypes": ["optimal"], "subnets": ["subnet-0123abcd"],
-                "securityGroupIds": ["sg-0123abcd"], "instanceRole": "ecsInstanceRole"}
+            params["computeResources"] = dict(MANAGED_RESOURCES)
         params.update(kwargs)
         resp = self.batch.create_compute_environment(**params)
         self.assertEqual(resp["computeEnvironmentName"], name)

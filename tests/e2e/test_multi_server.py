@@ -8,24 +8,13 @@ import socket
 import time
 import unittest
 
-from harness import DroverServer, using_pg
+from harness import MANAGED_RESOURCES, DroverServer, using_pg, wait_for
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(what, fn, timeout=30, interval=0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
 
 
 @unittest.skipUnless(using_pg(), "needs PostgreSQL (DROVER_TEST_PG): several servers share "
@@ -63,10 +52,7 @@ class MultiServerTest(unittest.TestCase):
         # Resources created through the follower are seen by the leader.
         fc.create_compute_environment(
             computeEnvironmentName="ce", type="MANAGED",
-            computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 16,
-                              "instanceTypes": ["optimal"], "subnets": ["subnet-0123abcd"],
-                              "securityGroupIds": ["sg-0123abcd"],
-                              "instanceRole": "ecsInstanceRole"})
+            computeResources=MANAGED_RESOURCES)
         fc.create_job_queue(jobQueueName="q", priority=1,
                             computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "ce"}])
         wait_for("the queue on the leader",

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import botocore.exceptions
 
-from harness import DroverServer, DroverTestCase, http, using_pg
+from harness import MANAGED_RESOURCES, DroverServer, DroverTestCase, http, using_pg
 
 
 class PersistenceTest(DroverTestCase):
@@ -368,10 +368,7 @@ class OverloadTest(unittest.TestCase):
         batch = server.client()
         batch.create_compute_environment(  # DISABLED: the jobs stay queued, nothing runs
             computeEnvironmentName="ce", type="MANAGED", state="DISABLED",
-            computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 2,
-                              "instanceTypes": ["optimal"], "subnets": ["subnet-0123abcd"],
-                              "securityGroupIds": ["sg-0123abcd"],
-                              "instanceRole": "ecsInstanceRole"})
+            computeResources=MANAGED_RESOURCES)
         batch.create_job_queue(jobQueueName="q", priority=1,
                                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "ce"}])
         batch.register_job_definition(jobDefinitionName="jd", type="container",
