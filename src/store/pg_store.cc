@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "store/group_commit.h"
 #include "store/store.h"
 
 namespace drover::store {
@@ -262,15 +263,13 @@ class PgStore final : public Store {
                                 "SET tcp_keepalives_count = 3")
                           .status();
                     }),
-        writer_([this] { WriterLoop(); }) {}
+        writer_(std::make_unique<GroupCommitWriter>(
+            [this](const GroupCommitWriter::Group& g, std::vector<Status>& each) {
+              return Commit(g, each);
+            })) {}
 
   ~PgStore() override {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    writer_.join();
+    writer_.reset();  // commits what is queued, then stops (before the database goes)
   }
 
   // Creates or migrates the schema (openers take turns), then connects.
@@ -365,24 +364,13 @@ class PgStore final : public Store {
     return leading_;
   }
 
-  size_t Pending() const override {
-    std::lock_guard<std::mutex> l(mu_);
-    return queue_.size();
-  }
+  size_t Pending() const override { return writer_->Pending(); }
 
   void Write(WriteBatch batch, std::function<void(Status)> done) override {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      queue_.push_back(Queued{std::move(batch), std::move(done)});
-    }
-    cv_.notify_one();
+    writer_->Write(std::move(batch), std::move(done));
   }
 
  private:
-  struct Queued {
-    WriteBatch batch;
-    std::function<void(Status)> done;
-  };
 
   Status Migrate(Conn& c) {
     std::string key = std::to_string(kMigrateLock);
@@ -424,25 +412,7 @@ class PgStore final : public Store {
   // batch in it (the connection is re-established for the next group); a
   // batch refused on its own (a create_only put of a live key) is rolled back
   // to its savepoint and fails alone.
-  void WriterLoop() {
-    std::unique_lock<std::mutex> l(mu_);
-    for (;;) {
-      cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stop_ and drained
-      std::deque<Queued> group;
-      group.swap(queue_);
-      l.unlock();
-      std::vector<Status> each(group.size());
-      Status s = Commit(group, each);
-      if (!s.ok()) LOG_ERROR("store commit of {} batches failed: {}", group.size(), s.message());
-      for (size_t i = 0; i < group.size(); ++i) {
-        if (group[i].done) group[i].done(s.ok() ? each[i] : s);
-      }
-      l.lock();
-    }
-  }
-
-  Status Commit(const std::deque<Queued>& group, std::vector<Status>& each) {
+  Status Commit(const GroupCommitWriter::Group& group, std::vector<Status>& each) {
     std::lock_guard<std::mutex> l(write_mu_);
     Conn& c = write_conn_;
     // Commits in version order: versions are drawn only under this lock, and
@@ -463,7 +433,7 @@ class PgStore final : public Store {
     const std::string* del = nullptr;
   };
 
-  Status Apply(Conn& c, const std::deque<Queued>& group, std::vector<Status>& each) {
+  Status Apply(Conn& c, const GroupCommitWriter::Group& group, std::vector<Status>& each) {
     // Batches without create_only puts go in one pipeline; a batch with one
     // runs statement by statement between savepoints: whether it applies
     // depends on what each of its creates found.
@@ -540,11 +510,7 @@ class PgStore final : public Store {
   Conn lease_conn_;
   bool leading_ = false;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Queued> queue_;  // guarded by mu_
-  bool stop_ = false;          // guarded by mu_
-  std::thread writer_;         // last: starts after the members above exist
+  std::unique_ptr<GroupCommitWriter> writer_;  // last: its thread uses the members above
 };
 
 }  // namespace

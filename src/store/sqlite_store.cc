@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "store/group_commit.h"
 #include "store/store.h"
 
 namespace drover::store {
@@ -48,15 +49,13 @@ class Stmt {
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db), writer_([this] { WriterLoop(); }) {}
+  explicit SqliteStore(sqlite3* db) : db_(db), writer_(std::make_unique<GroupCommitWriter>(
+            [this](const GroupCommitWriter::Group& g, std::vector<Status>& each) {
+              return Commit(g, each);
+            })) {}
 
   ~SqliteStore() override {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    writer_.join();
+    writer_.reset();  // commits what is queued, then stops (before the database goes)
     put_.reset();
     del_.reset();
     exists_.reset();
@@ -110,52 +109,15 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  size_t Pending() const override {
-    std::lock_guard<std::mutex> l(mu_);
-    return queue_.size();
-  }
+  size_t Pending() const override { return writer_->Pending(); }
 
   void Write(WriteBatch batch, std::function<void(Status)> done) override {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      queue_.push_back(Queued{std::move(batch), std::move(done)});
-    }
-    cv_.notify_one();
+    writer_->Write(std::move(batch), std::move(done));
   }
 
  private:
-  struct Queued {
-    WriteBatch batch;
-    std::function<void(Status)> done;
-  };
 
-  // Group commit, as leveldb's DBImpl::Write does it: requests queue up while
-  // the writer is busy in fsync; when it comes back it takes *every* waiting
-  // batch and applies them all in one transaction, so one fsync pays for many
-  // requests. Order is preserved (queue order = Write() call order), each
-  // caller hears about its own batch only after COMMIT returned, and a failed
-  // transaction fails every batch in it (none of them is applied). A batch
-  // refused on its own (a create_only put of an existing key) is rolled back
-  // to its savepoint and fails alone.
-  void WriterLoop() {
-    std::unique_lock<std::mutex> l(mu_);
-    for (;;) {
-      cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stop_ and drained
-      std::deque<Queued> group;
-      group.swap(queue_);
-      l.unlock();
-      std::vector<Status> each(group.size());
-      Status s = Commit(group, each);
-      if (!s.ok()) LOG_ERROR("store commit of {} batches failed: {}", group.size(), s.message());
-      for (size_t i = 0; i < group.size(); ++i) {
-        if (group[i].done) group[i].done(s.ok() ? each[i] : s);
-      }
-      l.lock();
-    }
-  }
-
-  Status Commit(const std::deque<Queued>& group, std::vector<Status>& each) {
+  Status Commit(const GroupCommitWriter::Group& group, std::vector<Status>& each) {
     std::lock_guard<std::mutex> l(db_mu_);
     if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
       return SqlError(db_, "begin");
@@ -171,7 +133,7 @@ class SqliteStore final : public Store {
     return s;
   }
 
-  Status Apply(const std::deque<Queued>& group, std::vector<Status>& each) {
+  Status Apply(const GroupCommitWriter::Group& group, std::vector<Status>& each) {
     if (!put_) {  // prepared once, on the first write (after the migrations)
       put_ = std::make_unique<Stmt>(
           db_, "INSERT OR REPLACE INTO resources(kind, key, name, revision, seq, doc) "
@@ -237,11 +199,7 @@ class SqliteStore final : public Store {
   std::mutex db_mu_;  // guards db_ (the writer and LoadAll)
   std::unique_ptr<Stmt> put_, del_, exists_;  // the writer's statements (under db_mu_)
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Queued> queue_;  // guarded by mu_
-  bool stop_ = false;          // guarded by mu_
-  std::thread writer_;         // last: starts after the members above exist
+  std::unique_ptr<GroupCommitWriter> writer_;  // last: its thread uses the members above
 };
 
 }  // namespace
