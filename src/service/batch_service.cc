@@ -1,7 +1,11 @@
 #include "service/batch_service.h"
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <atomic>
 #include <future>
+#include <thread>
 
 #include "common/base64.h"
 #include "common/log.h"
@@ -124,6 +128,8 @@ Status BatchService::Load() {
   resources_.clear();
   order_.clear();
   jd_revisions_.clear();
+  open_docs_.clear();
+  job_order_.clear();
   jobs_.clear();
   live_.clear();
   dirty_.clear();
@@ -132,14 +138,49 @@ Status BatchService::Load() {
   runnable_.clear();
   snapshot_jobs_.clear();
   blocked_queues_.clear();
+  codec_.Clear();
   ++generation_;
   next_seq_ = 1;
-  resources_.reserve(records.size());  // no rehashing while a million jobs load
-  jobs_.reserve(records.size());
-  live_.reserve(records.size());
+  // Jobs (nearly every record) are parsed and packed on every core; the
+  // indexes are then built on this thread, in the store's order.
+  std::vector<size_t> job_records;
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (records[i].kind == kJob) job_records.push_back(i);
+  }
+  std::vector<std::unique_ptr<Job>> loaded(job_records.size());
+  std::atomic<size_t> next{0};
+  std::atomic<bool> bad{false};
+  auto work = [&] {
+    constexpr size_t kChunk = 256;
+    for (size_t begin; (begin = next.fetch_add(kChunk)) < job_records.size();) {
+      for (size_t k = begin; k < std::min(begin + kChunk, job_records.size()); ++k) {
+        store::Record& r = records[job_records[k]];
+        auto doc = ParseJson(r.doc);
+        if (!doc.ok() || !doc->is_object()) {
+          bad = true;
+          continue;
+        }
+        auto job = MakeJob(doc->as_object(), r.seq);
+        job->doc = codec_.Pack(GetString(doc->as_object(), "jobDefinition").value_or(""), r.doc);
+        std::string().swap(r.doc);  // packed: give the text's memory back now
+        loaded[k] = std::move(job);
+      }
+    }
+  };
+  size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  if (job_records.size() < 10000) threads = 1;
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (bad) return Status::Server("a stored job document is not a JSON object");
+  resources_.reserve(records.size() - job_records.size());
+  jobs_.reserve(job_records.size());
+  live_.reserve(job_records.size());
   for (auto& r : records) {
+    next_seq_ = std::max(next_seq_, r.seq + 1);
+    if (r.kind == kJob) continue;
     auto doc = ParseJson(r.doc);
-    std::string().swap(r.doc);  // the text is parsed: give its memory back now
     if (!doc.ok() || !doc->is_object()) {
       return Status::Server("stored document of " + r.key + " is not a JSON object");
     }
@@ -149,14 +190,21 @@ Status BatchService::Load() {
       auto& latest = jd_revisions_[res.name];
       latest = std::max(latest, res.revision);
     }
-    next_seq_ = std::max(next_seq_, res.seq + 1);
-    Resource& stored = resources_[res.arn] = std::move(res);
-    if (stored.kind == kJob) IndexJob(stored);
+    resources_[res.arn] = std::move(res);
+  }
+  std::vector<store::Record>().swap(records);
+  // Parents first, so that children count in their summaries whatever the order.
+  for (auto& job : loaded) {
+    if (job->array_size > 0) AddJob(std::move(job), false);
+  }
+  for (auto& job : loaded) {
+    if (job) AddJob(std::move(job), true);
   }
   free_gpus_ = std::set<std::string>(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end());
   for (const auto& [id, j] : live_) {
     for (const auto& g : j->gpus) free_gpus_.erase(g);
   }
+  ::malloc_trim(0);  // the loaded texts are gone: return their pages to the system
   stale_ = false;
   return Status::Ok();
 }
@@ -189,10 +237,12 @@ void BatchService::Call(std::string_view operation, json::value request, Reply d
   std::unique_lock<std::mutex> l(mu_);
   Result<Outcome> out = (this->*op->second.handler)(request.as_object());
   if (!out.ok()) {
+    FlushDocs(nullptr);  // (handlers check before they change anything)
     l.unlock();
     return done(out.status());
   }
   if (out->puts.empty() && out->deletes.empty()) {
+    FlushDocs(nullptr);
     l.unlock();
     return done(std::move(out->response));
   }
@@ -211,17 +261,28 @@ void BatchService::Call(std::string_view operation, json::value request, Reply d
 void BatchService::Persist(Outcome outcome, Reply done) {
   store::WriteBatch batch;
   for (const std::string& arn : dirty_) {
-    if (std::find(outcome.puts.begin(), outcome.puts.end(), arn) == outcome.puts.end() &&
-        resources_.contains(arn)) {
+    if (std::find(outcome.puts.begin(), outcome.puts.end(), arn) == outcome.puts.end()) {
       outcome.puts.push_back(arn);
     }
   }
   dirty_.clear();
+  std::unordered_map<const Job*, std::string> texts;
+  FlushDocs(&texts);
   for (const std::string& arn : outcome.puts) {
-    const Resource& r = resources_.at(arn);
-    batch.puts.push_back(store::Record{r.kind, r.arn, r.name, r.revision, r.seq, ToJson(r.doc)});
-    batch.puts.back().create_only =
+    store::Record rec;
+    if (auto it = resources_.find(arn); it != resources_.end()) {
+      const Resource& r = it->second;
+      rec = store::Record{r.kind, r.arn, r.name, r.revision, r.seq, ToJson(r.doc)};
+    } else if (Job* j = FindJob(arn)) {
+      auto t = texts.find(j);
+      rec = store::Record{std::string(kJob), j->arn, j->id, 0, j->seq,
+                          t != texts.end() ? t->second : codec_.Unpack(j->doc)};
+    } else {
+      continue;  // gone meanwhile (a dirty parent that was pruned)
+    }
+    rec.create_only =
         std::find(outcome.creates.begin(), outcome.creates.end(), arn) != outcome.creates.end();
+    batch.puts.push_back(std::move(rec));
   }
   batch.deletes = std::move(outcome.deletes);
   store_.Write(std::move(batch), [this, response = std::move(outcome.response),
@@ -279,17 +340,18 @@ void BatchService::Erase(const std::string& arn) {
   resources_.erase(it);
 }
 
-Result<BatchService::Page> BatchService::Paginate(
-    std::string_view kind, const json::object& req,
-    const std::function<bool(const Resource&)>& keep, int64_t max_limit) {
-  int64_t max = 100;
+namespace {
+
+// maxResults and nextToken: how many items a page has and the seq it starts after.
+Status PageBounds(const json::object& req, int64_t max_limit, int64_t& max, int64_t& after) {
+  max = 100;
   if (auto m = GetInt(req, "maxResults")) {
     if (*m < 1 || *m > max_limit) {
       return Status::Client("maxResults must be between 1 and " + std::to_string(max_limit));
     }
     max = *m;
   }
-  int64_t after = 0;
+  after = 0;
   if (auto tok = GetString(req, "nextToken")) {
     auto raw = Base64Decode(*tok);
     if (!raw || !raw->starts_with("seq:")) return Status::Client("Invalid nextToken");
@@ -299,6 +361,18 @@ Result<BatchService::Page> BatchService::Paginate(
       return Status::Client("Invalid nextToken");
     }
   }
+  return Status::Ok();
+}
+
+std::string SeqToken(int64_t seq) { return Base64Encode("seq:" + std::to_string(seq)); }
+
+}  // namespace
+
+Result<BatchService::Page> BatchService::Paginate(
+    std::string_view kind, const json::object& req,
+    const std::function<bool(const Resource&)>& keep, int64_t max_limit) {
+  int64_t max, after;
+  DROVER_RETURN_IF_ERROR(PageBounds(req, max_limit, max, after));
   Page page;
   auto kit = order_.find(kind);
   if (kit == order_.end()) return page;
@@ -306,10 +380,27 @@ Result<BatchService::Page> BatchService::Paginate(
     Resource& r = resources_.at(it->second);
     if (!keep(r)) continue;
     if (static_cast<int64_t>(page.items.size()) == max) {
-      page.next_token = Base64Encode("seq:" + std::to_string(page.items.back()->seq));
+      page.next_token = SeqToken(page.items.back()->seq);
       break;
     }
     page.items.push_back(&r);
+  }
+  return page;
+}
+
+Result<BatchService::JobPage> BatchService::PaginateJobs(const json::object& req,
+                                                         const std::function<bool(Job&)>& keep,
+                                                         int64_t max_limit) {
+  int64_t max, after;
+  DROVER_RETURN_IF_ERROR(PageBounds(req, max_limit, max, after));
+  JobPage page;
+  for (auto it = job_order_.upper_bound(after); it != job_order_.end(); ++it) {
+    if (!keep(*it->second)) continue;
+    if (static_cast<int64_t>(page.items.size()) == max) {
+      page.next_token = SeqToken(page.items.back()->seq);
+      break;
+    }
+    page.items.push_back(it->second);
   }
   return page;
 }

@@ -31,6 +31,7 @@
 #include "exec/executor.h"
 #include "sched/schedule.h"
 #include "service/arn.h"
+#include "service/doc_codec.h"
 #include "store/store.h"
 
 namespace drover::service {
@@ -187,9 +188,23 @@ class BatchService {
   Result<Outcome> CancelJob(const json::object& req);
   Result<Outcome> TerminateJob(const json::object& req);
   Result<Outcome> GetJobQueueSnapshot(const json::object& req);
-  struct Job;  // the scheduler's index entry for a job
+  struct Job;  // a job: its packed document and the scheduler's index entry
   Job* FindJob(std::string_view id_or_arn);
-  void IndexJob(const Resource& r);
+  // A job's index entry from its document (no other state is touched: Load runs
+  // it on several threads), then added to the indexes (counted in its array
+  // parent's summary when `count_in_parent`).
+  static std::unique_ptr<Job> MakeJob(const json::object& doc, int64_t seq);
+  Job& AddJob(std::unique_ptr<Job> job, bool count_in_parent);
+  // A new job (SubmitJob): a sequence number, indexed, its document open.
+  Job& NewJob(json::object doc, bool count_in_parent);
+  void EraseJob(Job& job);  // from every index (its parent's summary untouched)
+  // Job documents. Doc() opens the document for a change: the caller changes it
+  // in place and persists the job (Persist packs it again). ReadDoc() is a copy
+  // as DescribeJobs shows it (statusReason from the index entry).
+  json::object& Doc(Job& job);
+  json::object ReadDoc(const Job& job) const;
+  // Packs every open document; `texts` receives each one's JSON text.
+  void FlushDocs(std::unordered_map<const Job*, std::string>* texts);
   // Moves a job to `status` in memory (doc + index); the caller persists it.
   void SetJobStatus(Job& job, std::string_view status, std::string reason);
   // Recomputes an array parent's statusSummary and status from its children.
@@ -209,7 +224,7 @@ class BatchService {
   void StartAttempt(const exec::TaskSpec& spec);
   // Cluster (cluster.cc).
   int64_t NextSeq();
-  void UnindexJob(const std::string& arn);  // drops a job's index entry (not its doc)
+  void UnindexJob(const std::string& arn);  // drops a job (another server replaced it)
   Outcome ForwardStop(const Job& job, const json::object& req, bool terminate);
   void ApplyJobRequests(Outcome& out);  // the leader's side of ForwardStop
 
@@ -217,6 +232,7 @@ class BatchService {
   Result<Outcome> TagResource(const json::object& req);
   Result<Outcome> UntagResource(const json::object& req);
   Result<Outcome> ListTagsForResource(const json::object& req);
+  Result<json::object*> TagsOf(const std::string& arn);
 
   // Helpers (batch_service.cc).
   // Finds a resource of `kind` by name or ARN; nullptr when absent.
@@ -232,6 +248,12 @@ class BatchService {
   Result<Page> Paginate(std::string_view kind, const json::object& req,
                         const std::function<bool(const Resource&)>& keep,
                         int64_t max_limit = 100);
+  struct JobPage {
+    std::vector<Job*> items;
+    std::string next_token;
+  };
+  Result<JobPage> PaginateJobs(const json::object& req, const std::function<bool(Job&)>& keep,
+                               int64_t max_limit);
   void Persist(Outcome outcome, Reply done);
 
   ServiceConfig cfg_;
@@ -248,7 +270,12 @@ class BatchService {
   std::map<std::string, std::map<int64_t, std::string>, std::less<>> order_;  // kind -> seq -> ARN
   std::map<std::string, int64_t, std::less<>> jd_revisions_;  // job definition name -> latest
   int64_t next_seq_ = 1;
+  // Jobs are not in resources_/order_: they are kept compactly (a million
+  // queued jobs is an ordinary day), their documents packed by codec_.
   std::unordered_map<std::string, std::unique_ptr<Job>> jobs_;  // by job id
+  std::map<int64_t, Job*> job_order_;                           // by seq (ListJobs)
+  std::unordered_map<const Job*, json::object> open_docs_;      // being changed (Doc())
+  DocCodec codec_;
   std::unordered_map<std::string, Job*> live_;  // jobs not yet SUCCEEDED/FAILED, by id
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
   std::unordered_set<Job*> waiting_;  // SUBMITTED / PENDING jobs (not array parents)

@@ -47,19 +47,12 @@ int64_t BatchService::NextSeq() {
 }
 
 void BatchService::UnindexJob(const std::string& arn) {
-  auto r = resources_.find(arn);
-  if (r == resources_.end() || r->second.kind != kJob) return;
-  auto it = jobs_.find(std::string(GetString(r->second.doc, "jobId").value_or("")));
-  if (it == jobs_.end()) return;
-  Job* j = it->second.get();
-  live_.erase(j->id);
-  waiting_.erase(j);
-  running_.erase(j);
-  if (auto q = runnable_.find(QueueKey(*j)); q != runnable_.end()) q->second.erase(j);
+  Job* j = FindJob(arn);
+  if (!j) return;
   if (!j->parent.empty()) {
     if (Job* p = FindJob(j->parent)) --p->summary[j->status];
   }
-  jobs_.erase(it);
+  EraseJob(*j);
 }
 
 void BatchService::ApplyChanges(const store::Changes& changes) {
@@ -78,7 +71,20 @@ void BatchService::ApplyChanges(const store::Changes& changes) {
         LOG_ERROR("another server stored {} with a document that is not a JSON object", r.key);
         continue;
       }
-      UnindexJob(r.key);
+      next_seq_ = std::max(next_seq_, r.seq + 1);
+      if (r.kind == kJob) {
+        UnindexJob(r.key);
+        auto made = MakeJob(doc->as_object(), r.seq);
+        made->doc = codec_.Pack(GetString(doc->as_object(), "jobDefinition").value_or(""), r.doc);
+        Job& j = AddJob(std::move(made), /*count_in_parent=*/true);
+        if (j.array_size > 0) {  // a new entry for a parent: count its children again
+          j.summary.clear();
+          for (int i = 0; i < j.array_size; ++i) {
+            if (Job* c = FindJob(j.id + ":" + std::to_string(i))) ++j.summary[c->status];
+          }
+        }
+        continue;
+      }
       if (auto old = resources_.find(r.key); old != resources_.end()) {
         order_[old->second.kind].erase(old->second.seq);
       }
@@ -87,18 +93,8 @@ void BatchService::ApplyChanges(const store::Changes& changes) {
         auto& latest = jd_revisions_[r.name];
         latest = std::max(latest, r.revision);
       }
-      next_seq_ = std::max(next_seq_, r.seq + 1);
-      Resource& stored = resources_[r.key] =
+      resources_[r.key] =
           Resource{r.kind, r.key, r.name, r.revision, r.seq, std::move(doc->as_object())};
-      if (stored.kind != kJob) continue;
-      IndexJob(stored);
-      Job* j = FindJob(GetString(stored.doc, "jobId").value_or(""));
-      if (j && j->array_size > 0) {  // a new entry for a parent: count its children again
-        j->summary.clear();
-        for (int i = 0; i < j->array_size; ++i) {
-          if (Job* c = FindJob(j->id + ":" + std::to_string(i))) ++j->summary[c->status];
-        }
-      }
     }
     wake = leading_;
   }

@@ -98,7 +98,7 @@ void BatchService::SetExecutor(exec::Executor* executor) {
 }
 
 void BatchService::RefreshParent(Job& p) {
-  json::object& doc = resources_.at(p.arn).doc;
+  json::object& doc = Doc(p);
   json::object summary;
   int done = 0, started = 0;
   for (const char* st : kJobStates) {
@@ -135,7 +135,7 @@ bool BatchService::QueueOrder::operator()(const Job* a, const Job* b) const {
 std::string BatchService::QueueKey(const Job& j) { return j.queue + '\n' + j.share; }
 
 void BatchService::SetJobStatus(Job& job, std::string_view status, std::string reason) {
-  json::object& doc = resources_.at(job.arn).doc;
+  json::object& doc = Doc(job);
   if (job.status == "RUNNABLE" && status != "RUNNABLE") {
     auto it = runnable_.find(QueueKey(job));
     if (it != runnable_.end()) it->second.erase(&job);
@@ -166,6 +166,7 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   if (IsTerminal(status)) {
     live_.erase(job.id);
     if (!doc.contains("stoppedAt")) doc["stoppedAt"] = clock_.NowMillis();
+    job.stopped_at = GetInt(doc, "stoppedAt").value_or(0);
     job.ce.clear();
     job.task_id.clear();
     doc.erase("drover:ce");
@@ -315,7 +316,7 @@ sched::Snapshot BatchService::BuildSnapshot() {
 }
 
 exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
-  json::object& doc = resources_.at(job.arn).doc;
+  json::object& doc = Doc(job);
   // Every key this function adds to `doc` is added here, before `container` is
   // taken: inserting into a Boost.JSON object may move its values, and a
   // reference into it would dangle.
@@ -579,7 +580,7 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
 }
 
 void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& out) {
-  json::object& doc = resources_.at(job.arn).doc;
+  json::object& doc = Doc(job);
   json::object& container = doc["container"].as_object();
   bool lost = ev.exit_code < 0;  // the attempt's host went away: no exit code
   std::string attempt_reason = !job.terminate_reason.empty() ? job.terminate_reason
@@ -658,7 +659,7 @@ void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
     if (!j || j->task_id != ev.task_id) return;  // a stale event of an older attempt
     if (ev.kind == exec::TaskEvent::Kind::kRunning) {
       j->started_at = ev.at_ms;
-      json::object& doc = resources_.at(j->arn).doc;
+      json::object& doc = Doc(*j);
       doc["startedAt"] = ev.at_ms;
       if (auto stream = GetString(doc, "drover:logStream")) {
         std::string name(*stream);  // a copy: the insertion below may move doc's values
@@ -713,7 +714,7 @@ void BatchService::SchedulePass() {
         }
         pending += (pending.empty() ? "" : ", ") + dep + " (" + d->status + ")";
       }
-      std::string_view current = GetString(resources_.at(j->arn).doc, "statusReason").value_or("");
+      const std::string& current = j->reason;
       if (!failed.empty()) {
         SetJobStatus(*j, "FAILED", "Dependent Job " + failed + " failed");
       } else if (!pending.empty()) {
@@ -771,8 +772,7 @@ void BatchService::SchedulePass() {
       Job* j = job_of(w.handle);
       if (j) blocked_queues_.insert(j->queue);
       if (!j || j->status != "RUNNABLE" || j->reason == w.reason) continue;
-      j->reason = w.reason;
-      resources_.at(j->arn).doc["statusReason"] = w.reason;
+      j->reason = w.reason;  // (the document's statusReason is overwritten with it)
       j->reason_since = now;
     }
     // The queues' jobStateTimeLimitActions: cancel jobs blocked for too long
@@ -798,7 +798,7 @@ void BatchService::SchedulePass() {
         }
         int64_t max_ms = GetInt(ao, "maxTimeSeconds").value_or(0) * 1000;
         if (now - j->reason_since < max_ms) continue;
-        resources_.at(j->arn).doc["isCancelled"] = true;
+        Doc(*j)["isCancelled"] = true;
         SetJobStatus(*j, "FAILED",
                      "Canceled by the job queue's jobStateTimeLimitActions: " + code + " for " +
                          std::to_string(max_ms / 1000) + " seconds");
@@ -811,16 +811,15 @@ void BatchService::SchedulePass() {
       last_prune_ms_ = now;
       prune_logs = true;
       int64_t cutoff = now - cfg_.job_retention_ms;
-      for (auto it = jobs_.begin(); it != jobs_.end();) {
-        Job& j = *it->second;
-        if (IsTerminal(j.status) &&
-            GetInt(resources_.at(j.arn).doc, "stoppedAt").value_or(now) < cutoff) {
-          out.deletes.push_back(j.arn);
-          Erase(j.arn);
-          it = jobs_.erase(it);
-        } else {
-          ++it;
+      std::vector<Job*> expired;
+      for (auto& [id, j] : jobs_) {
+        if (IsTerminal(j->status) && j->stopped_at > 0 && j->stopped_at < cutoff) {
+          expired.push_back(j.get());
         }
+      }
+      for (Job* j : expired) {
+        out.deletes.push_back(j->arn);
+        EraseJob(*j);
       }
     }
     if (out.puts.empty() && out.deletes.empty()) {
@@ -887,7 +886,7 @@ void BatchService::StartAttempt(const exec::TaskSpec& spec) {
   if (!s.ok()) {
     Outcome out;
     j->terminate_reason.clear();
-    json::object& doc = resources_.at(j->arn).doc;
+    json::object& doc = Doc(*j);
     if (auto stream = GetString(doc, "drover:logStream"); stream && s.code() == Code::kClient) {
       std::string name(*stream);  // its header explains; a copy, as above
       doc.at("container").as_object()["logStreamName"] = std::move(name);
@@ -914,8 +913,6 @@ Status BatchService::RecoverJobs() {
     std::lock_guard<std::mutex> l(mu_);
     std::vector<Job*> lost;
     for (auto& [id, j] : live_) {
-      j->terminate_reason = std::string(
-          GetString(resources_.at(j->arn).doc, "drover:terminateReason").value_or(""));
       if (j->status != "STARTING" && j->status != "RUNNING") continue;
       if (executor_ && !j->task_id.empty()) {
         attach.push_back({j->task_id, j->id, static_cast<int>(j->attempts) + 1});

@@ -9,6 +9,7 @@
 
 #include "sched/schedule.h"
 #include "service/batch_service.h"
+#include "service/doc_codec.h"
 
 namespace drover::service {
 
@@ -20,6 +21,10 @@ inline bool IsTerminal(std::string_view status) {
 }
 
 struct BatchService::Job {
+  // The AWS-shaped document (DescribeJobs), packed. While an operation changes it,
+  // it is open in BatchService::open_docs_ instead (Doc()), and packed again when
+  // the change is persisted. statusReason is `reason` below, not this document's.
+  DocCodec::Packed doc;
   std::string id, arn;
   std::string queue;   // ARN
   std::string status;  // mirrors doc["status"]
@@ -33,12 +38,13 @@ struct BatchService::Job {
   std::string ce;       // compute environment ARN it holds capacity in
   std::string task_id;
   int64_t started_at = 0;
+  int64_t stopped_at = 0;  // SUCCEEDED / FAILED: when (retention)
   bool start_pending = false;  // placed, not yet handed to the executor
   std::string terminate_reason;  // TerminateJob: the attempt ends in FAILED
   bool timed_out = false;        // the attempt ran past its timeout (retry rules apply)
   bool retried = false;          // goes to the front of its queue
   int64_t reason_since = 0;      // RUNNABLE: when the current wait reason began
-  std::string reason;            // mirrors doc["statusReason"] (compared every pass)
+  std::string reason;            // statusReason (the document's is overwritten with it)
   // Fair share and consumable resources.
   std::string share;     // shareIdentifier
   int64_t priority = 0;  // schedulingPriority (within its share)

@@ -107,33 +107,35 @@ BatchService::Job* BatchService::FindJob(std::string_view id_or_arn) {
   return it == jobs_.end() ? nullptr : it->second.get();
 }
 
-void BatchService::IndexJob(const Resource& r) {
+std::unique_ptr<BatchService::Job> BatchService::MakeJob(const json::object& doc, int64_t seq) {
   auto job = std::make_unique<Job>();
-  job->id = std::string(*GetString(r.doc, "jobId"));
-  job->arn = r.arn;
-  job->queue = std::string(GetString(r.doc, "jobQueue").value_or(""));
-  job->status = std::string(GetString(r.doc, "status").value_or("SUBMITTED"));
-  job->seq = r.seq;
-  if (const auto* c = GetObject(r.doc, "container")) job->need = Needs(*c);
-  if (const auto* deps = GetArray(r.doc, "dependsOn")) {
+  job->id = std::string(GetString(doc, "jobId").value_or(""));
+  job->arn = std::string(GetString(doc, "jobArn").value_or(""));
+  job->queue = std::string(GetString(doc, "jobQueue").value_or(""));
+  job->status = std::string(GetString(doc, "status").value_or("SUBMITTED"));
+  job->seq = seq;
+  if (const auto* c = GetObject(doc, "container")) job->need = Needs(*c);
+  if (const auto* deps = GetArray(doc, "dependsOn")) {
     for (const auto& d : *deps) {
       if (auto id = GetString(d.as_object(), "jobId")) job->depends_on.emplace_back(*id);
     }
   }
-  if (const auto* t = GetObject(r.doc, "timeout")) {
+  if (const auto* t = GetObject(doc, "timeout")) {
     job->timeout_ms = GetInt(*t, "attemptDurationSeconds").value_or(0) * 1000;
   }
-  if (const auto* rs = GetObject(r.doc, "retryStrategy")) {
+  if (const auto* rs = GetObject(doc, "retryStrategy")) {
     job->max_attempts = static_cast<int>(GetInt(*rs, "attempts").value_or(1));
   }
-  job->attempts = GetArray(r.doc, "attempts") ? GetArray(r.doc, "attempts")->size() : 0;
-  job->ce = std::string(GetString(r.doc, "drover:ce").value_or(""));
-  job->task_id = std::string(GetString(r.doc, "drover:taskId").value_or(""));
-  job->started_at = GetInt(r.doc, "startedAt").value_or(0);
+  job->attempts = GetArray(doc, "attempts") ? GetArray(doc, "attempts")->size() : 0;
+  job->ce = std::string(GetString(doc, "drover:ce").value_or(""));
+  job->task_id = std::string(GetString(doc, "drover:taskId").value_or(""));
+  job->terminate_reason = std::string(GetString(doc, "drover:terminateReason").value_or(""));
+  job->started_at = GetInt(doc, "startedAt").value_or(0);
+  job->stopped_at = GetInt(doc, "stoppedAt").value_or(0);
   job->retried = job->attempts > 0 && job->status == "RUNNABLE";
-  job->share = std::string(GetString(r.doc, "shareIdentifier").value_or(""));
-  job->priority = GetInt(r.doc, "schedulingPriority").value_or(0);
-  if (const auto* crp = GetObject(r.doc, "consumableResourceProperties")) {
+  job->share = std::string(GetString(doc, "shareIdentifier").value_or(""));
+  job->priority = GetInt(doc, "schedulingPriority").value_or(0);
+  if (const auto* crp = GetObject(doc, "consumableResourceProperties")) {
     if (const auto* l = GetArray(*crp, "consumableResourceList")) {
       for (const auto& e : *l) {
         std::string_view arn = GetString(e.as_object(), "consumableResource").value_or("");
@@ -143,27 +145,83 @@ void BatchService::IndexJob(const Resource& r) {
     }
   }
   job->holds_consumables = !job->ce.empty() && !job->consumables.empty();
-  if (const auto* gpus = GetArray(r.doc, "drover:gpus"); gpus && !job->ce.empty()) {
+  if (const auto* gpus = GetArray(doc, "drover:gpus"); gpus && !job->ce.empty()) {
     for (const auto& g : *gpus) job->gpus.emplace_back(g.as_string());
   }
-  if (const auto* ap = GetObject(r.doc, "arrayProperties")) {
+  if (const auto* ap = GetObject(doc, "arrayProperties")) {
     if (auto idx = GetInt(*ap, "index")) {
       job->index = static_cast<int>(*idx);
       job->parent = job->id.substr(0, job->id.rfind(':'));
-      if (Job* p = FindJob(job->parent)) ++p->summary[job->status];
     } else if (auto size = GetInt(*ap, "size")) {
       job->array_size = static_cast<int>(*size);
     }
   }
-  job->reason = std::string(GetString(r.doc, "statusReason").value_or(""));
+  job->reason = std::string(GetString(doc, "statusReason").value_or(""));
+  return job;
+}
+
+BatchService::Job& BatchService::AddJob(std::unique_ptr<Job> job, bool count_in_parent) {
   Job* raw = job.get();
-  if (!IsTerminal(job->status)) live_[job->id] = raw;
-  if ((job->status == "SUBMITTED" || job->status == "PENDING") && job->array_size == 0) {
+  if (count_in_parent && !raw->parent.empty()) {
+    if (Job* p = FindJob(raw->parent)) ++p->summary[raw->status];
+  }
+  if (!IsTerminal(raw->status)) live_[raw->id] = raw;
+  if ((raw->status == "SUBMITTED" || raw->status == "PENDING") && raw->array_size == 0) {
     waiting_.insert(raw);
   }
-  if (job->status == "RUNNABLE") runnable_[QueueKey(*raw)].insert(raw);
-  if (job->status == "STARTING" || job->status == "RUNNING") running_.insert(raw);
-  jobs_[job->id] = std::move(job);
+  if (raw->status == "RUNNABLE") runnable_[QueueKey(*raw)].insert(raw);
+  if (raw->status == "STARTING" || raw->status == "RUNNING") running_.insert(raw);
+  job_order_[raw->seq] = raw;
+  jobs_[raw->id] = std::move(job);
+  return *raw;
+}
+
+BatchService::Job& BatchService::NewJob(json::object doc, bool count_in_parent) {
+  Job& job = AddJob(MakeJob(doc, NextSeq()), count_in_parent);
+  open_docs_[&job] = std::move(doc);
+  return job;
+}
+
+void BatchService::EraseJob(Job& job) {
+  live_.erase(job.id);
+  waiting_.erase(&job);
+  running_.erase(&job);
+  if (auto q = runnable_.find(QueueKey(job)); q != runnable_.end()) q->second.erase(&job);
+  open_docs_.erase(&job);
+  job_order_.erase(job.seq);
+  jobs_.erase(job.id);  // last: it owns `job`
+}
+
+json::object& BatchService::Doc(Job& job) {
+  auto it = open_docs_.find(&job);
+  if (it != open_docs_.end()) return it->second;
+  auto doc = ParseJson(codec_.Unpack(job.doc));
+  return open_docs_[&job] = doc.ok() && doc->is_object() ? std::move(doc->as_object())
+                                                          : json::object();
+}
+
+json::object BatchService::ReadDoc(const Job& job) const {
+  json::object doc;
+  if (auto it = open_docs_.find(&job); it != open_docs_.end()) {
+    doc = it->second;
+  } else if (auto parsed = ParseJson(codec_.Unpack(job.doc)); parsed.ok() && parsed->is_object()) {
+    doc = std::move(parsed->as_object());
+  }
+  if (!job.reason.empty()) doc["statusReason"] = job.reason;
+  else doc.erase("statusReason");
+  return doc;
+}
+
+void BatchService::FlushDocs(std::unordered_map<const Job*, std::string>* texts) {
+  for (auto& [cjob, doc] : open_docs_) {
+    Job* job = const_cast<Job*>(cjob);
+    if (!job->reason.empty()) doc["statusReason"] = job->reason;
+    else doc.erase("statusReason");
+    std::string text = ToJson(doc);
+    job->doc = codec_.Pack(GetString(doc, "jobDefinition").value_or(""), text);
+    if (texts) (*texts)[job] = std::move(text);
+  }
+  open_docs_.clear();
 }
 
 Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
@@ -376,8 +434,7 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
   out.wake = true;
   out.wake_queue = queue->arn;
   if (!array_size) {
-    IndexJob(Insert(std::string(kJob), arn, id, 0, std::move(doc)));
-    jobs_.at(id)->depends_on = plain;
+    NewJob(std::move(doc), false).depends_on = plain;
     out.puts.push_back(arn);
     return out;
   }
@@ -390,8 +447,7 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
   doc["arrayProperties"] = json::object{{"size", array_size},
                                         {"statusSummary", summary},
                                         {"statusSummaryLastUpdatedAt", clock_.NowMillis()}};
-  IndexJob(Insert(std::string(kJob), arn, id, 0, std::move(doc)));
-  Job& parent = *jobs_.at(id);
+  Job& parent = NewJob(std::move(doc), false);
   parent.depends_on = plain;
   out.puts.push_back(arn);
   for (int64_t i = 0; i < array_size; ++i) {
@@ -407,14 +463,13 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     json::array cdep_docs;
     for (const std::string& d : cdeps) cdep_docs.push_back(json::object{{"jobId", d}});
     cdoc["dependsOn"] = std::move(cdep_docs);
-    Resource& cr = Insert(std::string(kJob), carn, cid, 0, std::move(cdoc));
-    Job* child = new Job();  // indexed by hand: IndexJob would count it in the summary twice
+    auto child = std::make_unique<Job>();  // made by hand: the same as the parent's but these
     child->id = cid;
     child->arn = carn;
     child->queue = parent.queue;
     child->status = "SUBMITTED";
     child->need = need;
-    child->seq = cr.seq;
+    child->seq = NextSeq();
     child->depends_on = std::move(cdeps);
     child->timeout_ms = parent.timeout_ms;
     child->max_attempts = parent.max_attempts;
@@ -423,9 +478,8 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     child->consumables = parent.consumables;
     child->parent = id;
     child->index = static_cast<int>(i);
-    live_[cid] = child;
-    waiting_.insert(child);
-    jobs_[cid].reset(child);
+    Job& added = AddJob(std::move(child), /*count_in_parent=*/false);
+    open_docs_[&added] = std::move(cdoc);
     out.puts.push_back(carn);
   }
   parent.summary["SUBMITTED"] = static_cast<int>(array_size);
@@ -438,7 +492,7 @@ Result<BatchService::Outcome> BatchService::DescribeJobs(const json::object& req
   json::array list;
   for (const auto& v : ids) {
     if (Job* j = FindJob(v.as_string())) {
-      json::object doc = resources_.at(j->arn).doc;
+      json::object doc = ReadDoc(*j);
       for (auto it = doc.begin(); it != doc.end();) {  // internal bookkeeping stays inside
         if (it->key().starts_with("drover:")) it = doc.erase(it);
         else ++it;
@@ -523,23 +577,24 @@ Result<BatchService::Outcome> BatchService::ListJobs(const json::object& req) {
     parent_prefix = p->id + ":";
   }
   bool by_node_parent = req.contains("multiNodeJobId");  // multi-node jobs: none exist yet
-  auto keep = [&](const Resource& r) {
+  auto keep = [&](Job& j) {
     if (by_node_parent) return false;
-    bool child = r.name.find(':') != std::string::npos;
     if (!parent_prefix.empty()) {
-      if (!r.name.starts_with(parent_prefix)) return false;
-    } else if (child || GetString(r.doc, "jobQueue") != queue_arn) {
+      if (j.parent.empty() || !j.id.starts_with(parent_prefix)) return false;
+    } else if (!j.parent.empty() || j.queue != queue_arn) {
       return false;  // a queue lists its top-level jobs; children are listed by arrayJobId
     }
-    if (!any_status && GetString(r.doc, "status") != status) return false;
+    if (!any_status && j.status != status) return false;
+    if (preds.empty()) return true;
+    json::object doc = ReadDoc(j);  // only filters need the document
     for (const auto& p : preds) {
-      if (!p(r.doc)) return false;
+      if (!p(doc)) return false;
     }
     return true;
   };
-  DROVER_ASSIGN_OR_RETURN(Page page, Paginate(kJob, req, keep, /*max_limit=*/1000));
+  DROVER_ASSIGN_OR_RETURN(JobPage page, PaginateJobs(req, keep, /*max_limit=*/1000));
   json::array list;
-  for (Resource* r : page.items) list.push_back(Summary(r->doc));
+  for (Job* j : page.items) list.push_back(Summary(ReadDoc(*j)));
   Outcome out;
   out.response["jobSummaryList"] = std::move(list);
   if (!page.next_token.empty()) out.response["nextToken"] = page.next_token;
@@ -556,7 +611,7 @@ void BatchService::CancelOne(Job& j, const std::string& reason, Outcome& out) {
     return;
   }
   if (j.status == "SUBMITTED" || j.status == "PENDING" || j.status == "RUNNABLE") {
-    resources_.at(j.arn).doc["isCancelled"] = true;
+    Doc(j)["isCancelled"] = true;
     SetJobStatus(j, "FAILED", reason);
     out.puts.push_back(j.arn);
     out.wake = true;  // its dependents fail on the next pass
@@ -565,7 +620,7 @@ void BatchService::CancelOne(Job& j, const std::string& reason, Outcome& out) {
 
 void BatchService::TerminateOne(Job& j, const std::string& reason, Outcome& out) {
   if (j.array_size > 0) {
-    resources_.at(j.arn).doc["isTerminated"] = true;
+    Doc(j)["isTerminated"] = true;
     dirty_.insert(j.arn);
     for (int i = 0; i < j.array_size; ++i) {
       if (Job* c = FindJob(j.id + ":" + std::to_string(i))) TerminateOne(*c, reason, out);
@@ -573,7 +628,7 @@ void BatchService::TerminateOne(Job& j, const std::string& reason, Outcome& out)
     return;
   }
   if (IsTerminal(j.status)) return;
-  json::object& doc = resources_.at(j.arn).doc;
+  json::object& doc = Doc(j);
   doc["isTerminated"] = true;
   if (j.status == "STARTING" || j.status == "RUNNING") {
     // The attempt is stopped by the executor; its exit event fails the job.
@@ -620,7 +675,7 @@ Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(const json::obje
   std::sort(runnable.begin(), runnable.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
   json::array jobs;
   for (size_t i = 0; i < runnable.size() && i < 100; ++i) {
-    const json::object& doc = resources_.at(runnable[i]->arn).doc;
+    json::object doc = ReadDoc(*runnable[i]);
     jobs.push_back(json::object{
         {"jobArn", runnable[i]->arn},
         {"earliestTimeAtPosition", GetInt(doc, "drover:runnableAt").value_or(
@@ -679,34 +734,33 @@ Result<BatchService::Outcome> BatchService::ListJobsByConsumableResource(const j
       }
     }
   }
-  auto quantity = [&](const Resource& r) -> int64_t {
-    Job* j = FindJob(r.name);
-    if (!j || j->array_size) return 0;
-    for (const auto& [name, q] : j->consumables) {
+  auto quantity = [&](const Job& j) -> int64_t {
+    if (j.array_size) return 0;
+    for (const auto& [name, q] : j.consumables) {
       if (name == cr->name) return q;
     }
     return 0;
   };
-  auto keep = [&](const Resource& r) {
-    if (quantity(r) == 0) return false;
-    if (!status_filter.empty() && GetString(r.doc, "status") != status_filter) return false;
+  auto keep = [&](Job& j) {
+    if (quantity(j) == 0) return false;
+    if (!status_filter.empty() && j.status != status_filter) return false;
     if (!name_filter.empty()) {
-      std::string n(GetString(r.doc, "jobName").value_or(""));
+      std::string n(GetString(ReadDoc(j), "jobName").value_or(""));
       for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (!Glob(name_filter, n)) return false;
     }
     return true;
   };
-  DROVER_ASSIGN_OR_RETURN(Page page, Paginate(kJob, req, keep, /*max_limit=*/1000));
+  DROVER_ASSIGN_OR_RETURN(JobPage page, PaginateJobs(req, keep, /*max_limit=*/1000));
   json::array list;
-  for (Resource* r : page.items) {
-    const json::object& d = r->doc;
-    json::object s{{"jobArn", r->arn},
+  for (Job* j : page.items) {
+    const json::object d = ReadDoc(*j);
+    json::object s{{"jobArn", j->arn},
                    {"jobQueueArn", d.at("jobQueue")},
                    {"jobName", d.at("jobName")},
                    {"jobDefinitionArn", d.at("jobDefinition")},
                    {"jobStatus", d.at("status")},
-                   {"quantity", quantity(*r)},
+                   {"quantity", quantity(*j)},
                    {"createdAt", d.at("createdAt")},
                    {"consumableResourceProperties", d.at("consumableResourceProperties")}};
     for (const char* k : {"shareIdentifier", "statusReason", "startedAt"}) {

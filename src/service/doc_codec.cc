@@ -1,0 +1,102 @@
+#include "service/doc_codec.h"
+
+#include <zstd.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace drover::service {
+namespace {
+
+constexpr int kLevel = 3;
+
+struct ThreadContexts {
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  ~ThreadContexts() {
+    ZSTD_freeCCtx(c);
+    ZSTD_freeDCtx(d);
+  }
+};
+
+ThreadContexts& Contexts() {
+  thread_local ThreadContexts ctx;
+  return ctx;
+}
+
+}  // namespace
+
+struct DocCodec::Dict {
+  std::string content;
+  ZSTD_CDict* cdict = nullptr;
+  ZSTD_DDict* ddict = nullptr;
+  ~Dict() {
+    ZSTD_freeCDict(cdict);
+    ZSTD_freeDDict(ddict);
+  }
+};
+
+DocCodec::DocCodec() = default;
+DocCodec::~DocCodec() = default;
+
+const DocCodec::Dict* DocCodec::DictFor(std::string_view key, std::string_view text) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = dicts_.find(std::string(key));
+  if (it != dicts_.end()) return it->second.get();
+  auto d = std::make_unique<Dict>();
+  d->content.assign(text);
+  // A text that is not a zstd dictionary is used as raw content (JSON starts with
+  // '{'); zstd sizes a dictionary's tables for small inputs.
+  d->cdict = ZSTD_createCDict(d->content.data(), d->content.size(), kLevel);
+  d->ddict = ZSTD_createDDict(d->content.data(), d->content.size());
+  const Dict* raw = d.get();
+  dicts_.emplace(std::string(key), std::move(d));
+  return raw;
+}
+
+DocCodec::Packed DocCodec::Pack(std::string_view key, std::string_view text) {
+  const Dict* dict = DictFor(key, text);
+  ZSTD_CCtx* c = Contexts().c;
+  ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);  // raw_size is kept beside
+  ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+  ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0);
+  if (dict->cdict) ZSTD_CCtx_refCDict(c, dict->cdict);
+  size_t cap = ZSTD_compressBound(text.size());
+  thread_local std::string buf;
+  if (buf.size() < cap) buf.resize(cap);
+  size_t n = ZSTD_compress2(c, buf.data(), cap, text.data(), text.size());
+  if (ZSTD_isError(n)) throw std::runtime_error(ZSTD_getErrorName(n));  // only on bad memory
+  Packed p;
+  p.data = std::make_unique<char[]>(n);
+  std::memcpy(p.data.get(), buf.data(), n);
+  p.size = static_cast<uint32_t>(n);
+  p.raw_size = static_cast<uint32_t>(text.size());
+  p.dict = dict;
+  return p;
+}
+
+std::string DocCodec::Unpack(const Packed& p) const {
+  std::string out;
+  if (p.empty()) return out;
+  out.resize(p.raw_size);
+  ZSTD_DCtx* d = Contexts().d;
+  size_t n = p.dict && p.dict->ddict
+                 ? ZSTD_decompress_usingDDict(d, out.data(), out.size(), p.data.get(), p.size,
+                                              p.dict->ddict)
+                 : ZSTD_decompressDCtx(d, out.data(), out.size(), p.data.get(), p.size);
+  if (ZSTD_isError(n) || n != p.raw_size) throw std::runtime_error("corrupt packed document");
+  return out;
+}
+
+void DocCodec::Clear() {
+  std::lock_guard<std::mutex> l(mu_);
+  dicts_.clear();
+}
+
+size_t DocCodec::DictionaryCount() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return dicts_.size();
+}
+
+}  // namespace drover::service
