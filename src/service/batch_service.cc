@@ -64,7 +64,7 @@ Status CheckTags(const json::object& tags) {
 BatchService::BatchService(ServiceConfig cfg, store::Store& store, Clock& clock,
                            IdGenerator& ids)
     : cfg_(std::move(cfg)), arns_(cfg_.region, cfg_.account_id), store_(store), clock_(clock),
-      ids_(ids) {}
+      ids_(ids), pool_(std::make_unique<StringPool>()) {}
 
 BatchService::~BatchService() { StopScheduler(); }
 
@@ -201,7 +201,7 @@ Status BatchService::Load() {
     if (job) AddJob(std::move(job), true);
   }
   free_gpus_ = std::set<std::string>(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end());
-  for (const auto& [id, j] : live_) {
+  for (const Job* j : live_) {
     for (const auto& g : j->gpus) free_gpus_.erase(g);
   }
   ::malloc_trim(0);  // the loaded texts are gone: return their pages to the system
@@ -275,7 +275,7 @@ void BatchService::Persist(Outcome outcome, Reply done) {
       rec = store::Record{r.kind, r.arn, r.name, r.revision, r.seq, ToJson(r.doc)};
     } else if (Job* j = FindJob(arn)) {
       auto t = texts.find(j);
-      rec = store::Record{std::string(kJob), j->arn, j->id, 0, j->seq,
+      rec = store::Record{std::string(kJob), JobArn(*j), j->id, 0, j->seq,
                           t != texts.end() ? t->second : codec_.Unpack(j->doc)};
     } else {
       continue;  // gone meanwhile (a dirty parent that was pruned)

@@ -36,6 +36,8 @@
 
 namespace drover::service {
 
+class StringPool;  // job.h
+
 struct ServiceConfig {
   std::string region = "us-east-1";
   std::string account_id = "123456789012";
@@ -190,10 +192,11 @@ class BatchService {
   Result<Outcome> GetJobQueueSnapshot(const json::object& req);
   struct Job;  // a job: its packed document and the scheduler's index entry
   Job* FindJob(std::string_view id_or_arn);
+  std::string JobArn(const Job& job) const;
   // A job's index entry from its document (no other state is touched: Load runs
   // it on several threads), then added to the indexes (counted in its array
   // parent's summary when `count_in_parent`).
-  static std::unique_ptr<Job> MakeJob(const json::object& doc, int64_t seq);
+  std::unique_ptr<Job> MakeJob(const json::object& doc, int64_t seq);
   Job& AddJob(std::unique_ptr<Job> job, bool count_in_parent);
   // A new job (SubmitJob): a sequence number, indexed, its document open.
   Job& NewJob(json::object doc, bool count_in_parent);
@@ -272,11 +275,12 @@ class BatchService {
   int64_t next_seq_ = 1;
   // Jobs are not in resources_/order_: they are kept compactly (a million
   // queued jobs is an ordinary day), their documents packed by codec_.
-  std::unordered_map<std::string, std::unique_ptr<Job>> jobs_;  // by job id
+  std::unique_ptr<StringPool> pool_;  // queue ARNs and shares jobs point into (job.h)
+  std::unordered_map<std::string_view, std::unique_ptr<Job>> jobs_;  // by job id (its own)
   std::map<int64_t, Job*> job_order_;                           // by seq (ListJobs)
   std::unordered_map<const Job*, json::object> open_docs_;      // being changed (Doc())
   DocCodec codec_;
-  std::unordered_map<std::string, Job*> live_;  // jobs not yet SUCCEEDED/FAILED, by id
+  std::unordered_set<Job*> live_;  // jobs not yet SUCCEEDED/FAILED
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
   std::unordered_set<Job*> waiting_;  // SUBMITTED / PENDING jobs (not array parents)
   std::unordered_set<Job*> running_;  // STARTING / RUNNING jobs

@@ -24,7 +24,7 @@ void BatchService::SetLeading(bool leading) {
   if (!leading) return;
   // The GPUs free now: those no attempt started by the previous leader holds.
   free_gpus_ = std::set<std::string>(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end());
-  for (const auto& [id, j] : live_) {
+  for (const Job* j : live_) {
     for (const auto& g : j->gpus) free_gpus_.erase(g);
   }
 }
@@ -50,7 +50,7 @@ void BatchService::UnindexJob(const std::string& arn) {
   Job* j = FindJob(arn);
   if (!j) return;
   if (!j->parent.empty()) {
-    if (Job* p = FindJob(j->parent)) --p->summary[j->status];
+    if (Job* p = FindJob(j->parent)) --p->summary()[j->status];
   }
   EraseJob(*j);
 }
@@ -78,9 +78,9 @@ void BatchService::ApplyChanges(const store::Changes& changes) {
         made->doc = codec_.Pack(GetString(doc->as_object(), "jobDefinition").value_or(""), r.doc);
         Job& j = AddJob(std::move(made), /*count_in_parent=*/true);
         if (j.array_size > 0) {  // a new entry for a parent: count its children again
-          j.summary.clear();
+          j.summary().clear();
           for (int i = 0; i < j.array_size; ++i) {
-            if (Job* c = FindJob(j.id + ":" + std::to_string(i))) ++j.summary[c->status];
+            if (Job* c = FindJob(j.id + ":" + std::to_string(i))) ++j.summary()[c->status];
           }
         }
         continue;

@@ -102,7 +102,7 @@ void BatchService::RefreshParent(Job& p) {
   json::object summary;
   int done = 0, started = 0;
   for (const char* st : kJobStates) {
-    int n = p.summary[st];
+    int n = p.summary()[st];
     summary[st] = n;
     if (IsTerminal(st)) done += n;
     if (std::string_view(st) != "SUBMITTED" && std::string_view(st) != "PENDING") started += n;
@@ -110,11 +110,11 @@ void BatchService::RefreshParent(Job& p) {
   json::object& ap = doc["arrayProperties"].as_object();
   ap["statusSummary"] = std::move(summary);
   ap["statusSummaryLastUpdatedAt"] = clock_.NowMillis();
-  dirty_.insert(p.arn);
+  dirty_.insert(JobArn(p));
   // AWS: the parent is PENDING once any child is RUNNABLE, and finishes when
   // every child has: SUCCEEDED only if they all did.
   if (done == p.array_size) {
-    int failed = p.summary["FAILED"];
+    int failed = p.summary()["FAILED"];
     if (failed == 0) SetJobStatus(p, "SUCCEEDED", "");
     else SetJobStatus(p, "FAILED", std::to_string(failed) + " of " +
                                        std::to_string(p.array_size) + " child jobs failed");
@@ -132,7 +132,7 @@ bool BatchService::QueueOrder::operator()(const Job* a, const Job* b) const {
   return a < b;
 }
 
-std::string BatchService::QueueKey(const Job& j) { return j.queue + '\n' + j.share; }
+std::string BatchService::QueueKey(const Job& j) { return j.queue.str() + '\n' + j.share.str(); }
 
 void BatchService::SetJobStatus(Job& job, std::string_view status, std::string reason) {
   json::object& doc = Doc(job);
@@ -146,13 +146,13 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   else running_.erase(&job);
   if (!job.parent.empty() && job.status != status) {
     if (Job* p = FindJob(job.parent)) {
-      --p->summary[job.status];
-      ++p->summary[std::string(status)];
-      job.status = std::string(status);
+      --p->summary()[job.status];
+      ++p->summary()[std::string(status)];
+      job.status = PooledString(pool_->Intern(status));
       RefreshParent(*p);
     }
   }
-  job.status = std::string(status);
+  job.status = PooledString(pool_->Intern(status));
   doc["status"] = status;
   if (!reason.empty()) doc["statusReason"] = reason;
   else doc.erase("statusReason");
@@ -164,7 +164,7 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   }
   if (status == "RUNNABLE") doc["drover:runnableAt"] = clock_.NowMillis();
   if (IsTerminal(status)) {
-    live_.erase(job.id);
+    live_.erase(&job);
     if (!doc.contains("stoppedAt")) doc["stoppedAt"] = clock_.NowMillis();
     job.stopped_at = GetInt(doc, "stoppedAt").value_or(0);
     job.ce.clear();
@@ -647,7 +647,7 @@ void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& o
     doc["stoppedAt"] = ev.at_ms;
     SetJobStatus(job, "FAILED", attempt_reason);
   }
-  out.puts.push_back(job.arn);
+  out.puts.push_back(JobArn(job));
   out.wake = true;
 }
 
@@ -666,7 +666,7 @@ void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
         doc.at("container").as_object()["logStreamName"] = std::move(name);
       }
       SetJobStatus(*j, "RUNNING", "");
-      out.puts.push_back(j->arn);
+      out.puts.push_back(JobArn(*j));
     } else {
       FinishAttempt(*j, ev, out);
     }
@@ -712,7 +712,7 @@ void BatchService::SchedulePass() {
           failed = dep;
           break;
         }
-        pending += (pending.empty() ? "" : ", ") + dep + " (" + d->status + ")";
+        pending += (pending.empty() ? "" : ", ") + dep + " (" + d->status.str() + ")";
       }
       const std::string& current = j->reason;
       if (!failed.empty()) {
@@ -726,7 +726,7 @@ void BatchService::SchedulePass() {
         SetJobStatus(*j, "RUNNABLE", "Waiting for its turn in job queue " +
                                          (q == resources_.end() ? j->queue : q->second.name));
       }
-      out.puts.push_back(j->arn);
+      out.puts.push_back(JobArn(*j));
     }
     // 2. Timeouts.
     for (Job* j : running_) {
@@ -762,7 +762,7 @@ void BatchService::SchedulePass() {
       HoldConsumables(*j, true);
       SetJobStatus(*j, "STARTING", "");
       j->retried = false;  // (after it left the queue's ordered set: the flag is part of its key)
-      out.puts.push_back(j->arn);
+      out.puts.push_back(JobArn(*j));
       starts.push_back(std::move(spec));
     }
     // Why a job waits is kept in memory only: it is recomputed by every pass
@@ -802,7 +802,7 @@ void BatchService::SchedulePass() {
         SetJobStatus(*j, "FAILED",
                      "Canceled by the job queue's jobStateTimeLimitActions: " + code + " for " +
                          std::to_string(max_ms / 1000) + " seconds");
-        out.puts.push_back(j->arn);
+        out.puts.push_back(JobArn(*j));
         break;
       }
     }
@@ -818,7 +818,7 @@ void BatchService::SchedulePass() {
         }
       }
       for (Job* j : expired) {
-        out.deletes.push_back(j->arn);
+        out.deletes.push_back(JobArn(*j));
         EraseJob(*j);
       }
     }
@@ -912,7 +912,7 @@ Status BatchService::RecoverJobs() {
   {
     std::lock_guard<std::mutex> l(mu_);
     std::vector<Job*> lost;
-    for (auto& [id, j] : live_) {
+    for (Job* j : live_) {
       if (j->status != "STARTING" && j->status != "RUNNING") continue;
       if (executor_ && !j->task_id.empty()) {
         attach.push_back({j->task_id, j->id, static_cast<int>(j->attempts) + 1});

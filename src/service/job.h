@@ -3,7 +3,10 @@
 #pragma once
 
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 #include <string_view>
 #include <vector>
 
@@ -20,14 +23,46 @@ inline bool IsTerminal(std::string_view status) {
   return status == "SUCCEEDED" || status == "FAILED";
 }
 
+// Strings that many jobs share (queue ARNs, share identifiers) are kept once,
+// in a pool that only grows (their number is that of queues and shares); a job
+// holds a pointer. Thread-safe: Load interns from several threads.
+class StringPool {
+ public:
+  const std::string* Intern(std::string_view s) {
+    std::lock_guard<std::mutex> l(mu_);
+    return &*strings_.emplace(s).first;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_set<std::string> strings_;  // nodes: their addresses never change
+};
+
+class PooledString {
+ public:
+  PooledString() = default;
+  explicit PooledString(const std::string* s) : s_(s) {}
+  const std::string& str() const {
+    static const std::string empty;
+    return s_ ? *s_ : empty;
+  }
+  operator const std::string&() const { return str(); }  // NOLINT: used as a string
+  bool empty() const { return str().empty(); }
+  friend bool operator==(const PooledString& a, std::string_view b) { return a.str() == b; }
+  friend bool IsTerminal(const PooledString& s) { return IsTerminal(std::string_view(s.str())); }
+
+ private:
+  const std::string* s_ = nullptr;
+};
+
 struct BatchService::Job {
   // The AWS-shaped document (DescribeJobs), packed. While an operation changes it,
   // it is open in BatchService::open_docs_ instead (Doc()), and packed again when
   // the change is persisted. statusReason is `reason` below, not this document's.
   DocCodec::Packed doc;
-  std::string id, arn;
-  std::string queue;   // ARN
-  std::string status;  // mirrors doc["status"]
+  std::string id;  // its ARN: BatchService::JobArn()
+  PooledString queue;  // ARN
+  PooledString status;  // mirrors doc["status"]
   sched::Resources need;
   int64_t seq = 0;
   std::vector<std::string> depends_on;  // job ids
@@ -46,7 +81,7 @@ struct BatchService::Job {
   int64_t reason_since = 0;      // RUNNABLE: when the current wait reason began
   std::string reason;            // statusReason (the document's is overwritten with it)
   // Fair share and consumable resources.
-  std::string share;     // shareIdentifier
+  PooledString share;    // shareIdentifier
   int64_t priority = 0;  // schedulingPriority (within its share)
   std::vector<std::pair<std::string, int64_t>> consumables;  // resource name -> quantity
   bool holds_consumables = false;  // the current attempt holds them
@@ -55,7 +90,12 @@ struct BatchService::Job {
   std::string parent;                  // child: the parent's id
   int index = -1;                      // child: AWS_BATCH_JOB_ARRAY_INDEX
   int array_size = 0;                  // parent: number of children
-  std::map<std::string, int> summary;  // parent: children per status
+  // Parent: children per status (made on first use: most jobs are not parents).
+  std::unique_ptr<std::map<std::string, int>> summary_;
+  std::map<std::string, int>& summary() {
+    if (!summary_) summary_ = std::make_unique<std::map<std::string, int>>();
+    return *summary_;
+  }
 };
 
 }  // namespace drover::service

@@ -107,12 +107,13 @@ BatchService::Job* BatchService::FindJob(std::string_view id_or_arn) {
   return it == jobs_.end() ? nullptr : it->second.get();
 }
 
+std::string BatchService::JobArn(const Job& job) const { return arns_.Make(kJob, job.id); }
+
 std::unique_ptr<BatchService::Job> BatchService::MakeJob(const json::object& doc, int64_t seq) {
   auto job = std::make_unique<Job>();
   job->id = std::string(GetString(doc, "jobId").value_or(""));
-  job->arn = std::string(GetString(doc, "jobArn").value_or(""));
-  job->queue = std::string(GetString(doc, "jobQueue").value_or(""));
-  job->status = std::string(GetString(doc, "status").value_or("SUBMITTED"));
+  job->queue = PooledString(pool_->Intern(GetString(doc, "jobQueue").value_or("")));
+  job->status = PooledString(pool_->Intern(GetString(doc, "status").value_or("SUBMITTED")));
   job->seq = seq;
   if (const auto* c = GetObject(doc, "container")) job->need = Needs(*c);
   if (const auto* deps = GetArray(doc, "dependsOn")) {
@@ -133,7 +134,7 @@ std::unique_ptr<BatchService::Job> BatchService::MakeJob(const json::object& doc
   job->started_at = GetInt(doc, "startedAt").value_or(0);
   job->stopped_at = GetInt(doc, "stoppedAt").value_or(0);
   job->retried = job->attempts > 0 && job->status == "RUNNABLE";
-  job->share = std::string(GetString(doc, "shareIdentifier").value_or(""));
+  job->share = PooledString(pool_->Intern(GetString(doc, "shareIdentifier").value_or("")));
   job->priority = GetInt(doc, "schedulingPriority").value_or(0);
   if (const auto* crp = GetObject(doc, "consumableResourceProperties")) {
     if (const auto* l = GetArray(*crp, "consumableResourceList")) {
@@ -163,16 +164,16 @@ std::unique_ptr<BatchService::Job> BatchService::MakeJob(const json::object& doc
 BatchService::Job& BatchService::AddJob(std::unique_ptr<Job> job, bool count_in_parent) {
   Job* raw = job.get();
   if (count_in_parent && !raw->parent.empty()) {
-    if (Job* p = FindJob(raw->parent)) ++p->summary[raw->status];
+    if (Job* p = FindJob(raw->parent)) ++p->summary()[raw->status];
   }
-  if (!IsTerminal(raw->status)) live_[raw->id] = raw;
+  if (!IsTerminal(raw->status)) live_.insert(raw);
   if ((raw->status == "SUBMITTED" || raw->status == "PENDING") && raw->array_size == 0) {
     waiting_.insert(raw);
   }
   if (raw->status == "RUNNABLE") runnable_[QueueKey(*raw)].insert(raw);
   if (raw->status == "STARTING" || raw->status == "RUNNING") running_.insert(raw);
   job_order_[raw->seq] = raw;
-  jobs_[raw->id] = std::move(job);
+  jobs_.emplace(std::string_view(raw->id), std::move(job));
   return *raw;
 }
 
@@ -183,13 +184,13 @@ BatchService::Job& BatchService::NewJob(json::object doc, bool count_in_parent) 
 }
 
 void BatchService::EraseJob(Job& job) {
-  live_.erase(job.id);
+  live_.erase(&job);
   waiting_.erase(&job);
   running_.erase(&job);
   if (auto q = runnable_.find(QueueKey(job)); q != runnable_.end()) q->second.erase(&job);
   open_docs_.erase(&job);
   job_order_.erase(job.seq);
-  jobs_.erase(job.id);  // last: it owns `job`
+  jobs_.erase(std::string_view(job.id));  // last: it owns `job`
 }
 
 json::object& BatchService::Doc(Job& job) {
@@ -465,9 +466,8 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     cdoc["dependsOn"] = std::move(cdep_docs);
     auto child = std::make_unique<Job>();  // made by hand: the same as the parent's but these
     child->id = cid;
-    child->arn = carn;
     child->queue = parent.queue;
-    child->status = "SUBMITTED";
+    child->status = PooledString(pool_->Intern("SUBMITTED"));
     child->need = need;
     child->seq = NextSeq();
     child->depends_on = std::move(cdeps);
@@ -482,7 +482,7 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     open_docs_[&added] = std::move(cdoc);
     out.puts.push_back(carn);
   }
-  parent.summary["SUBMITTED"] = static_cast<int>(array_size);
+  parent.summary()["SUBMITTED"] = static_cast<int>(array_size);
   return out;
 }
 
@@ -613,7 +613,7 @@ void BatchService::CancelOne(Job& j, const std::string& reason, Outcome& out) {
   if (j.status == "SUBMITTED" || j.status == "PENDING" || j.status == "RUNNABLE") {
     Doc(j)["isCancelled"] = true;
     SetJobStatus(j, "FAILED", reason);
-    out.puts.push_back(j.arn);
+    out.puts.push_back(JobArn(j));
     out.wake = true;  // its dependents fail on the next pass
   }
 }
@@ -621,7 +621,7 @@ void BatchService::CancelOne(Job& j, const std::string& reason, Outcome& out) {
 void BatchService::TerminateOne(Job& j, const std::string& reason, Outcome& out) {
   if (j.array_size > 0) {
     Doc(j)["isTerminated"] = true;
-    dirty_.insert(j.arn);
+    dirty_.insert(JobArn(j));
     for (int i = 0; i < j.array_size; ++i) {
       if (Job* c = FindJob(j.id + ":" + std::to_string(i))) TerminateOne(*c, reason, out);
     }
@@ -641,7 +641,7 @@ void BatchService::TerminateOne(Job& j, const std::string& reason, Outcome& out)
     SetJobStatus(j, "FAILED", reason);
     out.wake = true;
   }
-  out.puts.push_back(j.arn);
+  out.puts.push_back(JobArn(j));
 }
 
 Result<BatchService::Outcome> BatchService::StopJob(const json::object& req, bool terminate) {
@@ -669,7 +669,7 @@ Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(const json::obje
   Resource* queue = Find(kJobQueue, ref);
   if (!queue) return Status::Client("Job queue " + std::string(ref) + " does not exist");
   std::vector<Job*> runnable;
-  for (auto& [id, j] : live_) {
+  for (Job* j : live_) {
     if (j->queue == queue->arn && j->status == "RUNNABLE") runnable.push_back(j);
   }
   std::sort(runnable.begin(), runnable.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
@@ -677,7 +677,7 @@ Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(const json::obje
   for (size_t i = 0; i < runnable.size() && i < 100; ++i) {
     json::object doc = ReadDoc(*runnable[i]);
     jobs.push_back(json::object{
-        {"jobArn", runnable[i]->arn},
+        {"jobArn", JobArn(*runnable[i])},
         {"earliestTimeAtPosition", GetInt(doc, "drover:runnableAt").value_or(
                                        GetInt(doc, "createdAt").value_or(0))}});
   }
@@ -687,7 +687,7 @@ Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(const json::obje
   // What the queue's running jobs hold, in total and (fair share) per share.
   double total = 0;
   std::map<std::string, double> per_share;
-  for (auto& [id, j] : live_) {
+  for (Job* j : live_) {
     if (j->queue != queue->arn || j->ce.empty()) continue;
     total += j->need.vcpus;
     if (!j->share.empty()) per_share[j->share] += j->need.vcpus;
@@ -755,7 +755,7 @@ Result<BatchService::Outcome> BatchService::ListJobsByConsumableResource(const j
   json::array list;
   for (Job* j : page.items) {
     const json::object d = ReadDoc(*j);
-    json::object s{{"jobArn", j->arn},
+    json::object s{{"jobArn", JobArn(*j)},
                    {"jobQueueArn", d.at("jobQueue")},
                    {"jobName", d.at("jobName")},
                    {"jobDefinitionArn", d.at("jobDefinition")},
