@@ -131,7 +131,6 @@ Status BatchService::Load() {
   open_docs_.clear();
   job_order_.clear();
   jobs_.clear();
-  live_.clear();
   dirty_.clear();
   waiting_.clear();
   running_.clear();
@@ -176,7 +175,6 @@ Status BatchService::Load() {
   if (bad) return Status::Server("a stored job document is not a JSON object");
   resources_.reserve(records.size() - job_records.size());
   jobs_.reserve(job_records.size());
-  live_.reserve(job_records.size());
   for (auto& r : records) {
     next_seq_ = std::max(next_seq_, r.seq + 1);
     if (r.kind == kJob) continue;
@@ -201,7 +199,7 @@ Status BatchService::Load() {
     if (job) AddJob(std::move(job), true);
   }
   free_gpus_ = std::set<std::string>(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end());
-  for (const Job* j : live_) {
+  for (const Job* j : running_) {
     for (const auto& g : j->gpus) free_gpus_.erase(g);
   }
   ::malloc_trim(0);  // the loaded texts are gone: return their pages to the system

@@ -280,7 +280,6 @@ class BatchService {
   std::map<int64_t, Job*> job_order_;                           // by seq (ListJobs)
   std::unordered_map<const Job*, json::object> open_docs_;      // being changed (Doc())
   DocCodec codec_;
-  std::unordered_set<Job*> live_;  // jobs not yet SUCCEEDED/FAILED
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
   std::unordered_set<Job*> waiting_;  // SUBMITTED / PENDING jobs (not array parents)
   std::unordered_set<Job*> running_;  // STARTING / RUNNING jobs

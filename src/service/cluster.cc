@@ -24,7 +24,7 @@ void BatchService::SetLeading(bool leading) {
   if (!leading) return;
   // The GPUs free now: those no attempt started by the previous leader holds.
   free_gpus_ = std::set<std::string>(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end());
-  for (const Job* j : live_) {
+  for (const Job* j : running_) {
     for (const auto& g : j->gpus) free_gpus_.erase(g);
   }
 }

@@ -156,7 +156,8 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   doc["status"] = status;
   if (!reason.empty()) doc["statusReason"] = reason;
   else doc.erase("statusReason");
-  job.reason = std::move(reason);
+  if (status == "RUNNABLE") job.reason.Pooled(pool_->Intern(reason));
+  else job.reason.Own(std::move(reason));
   if ((status == "SUBMITTED" || status == "PENDING") && job.array_size == 0) {
     waiting_.insert(&job);
   } else {
@@ -164,10 +165,9 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   }
   if (status == "RUNNABLE") doc["drover:runnableAt"] = clock_.NowMillis();
   if (IsTerminal(status)) {
-    live_.erase(&job);
     if (!doc.contains("stoppedAt")) doc["stoppedAt"] = clock_.NowMillis();
     job.stopped_at = GetInt(doc, "stoppedAt").value_or(0);
-    job.ce.clear();
+    job.ce = PooledString();
     job.task_id.clear();
     doc.erase("drover:ce");
     doc.erase("drover:taskId");
@@ -624,7 +624,7 @@ void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& o
   for (const auto& g : job.gpus) free_gpus_.insert(g);
   job.gpus.clear();
   doc.erase("drover:gpus");
-  job.ce.clear();
+  job.ce = PooledString();
   job.task_id.clear();
   job.started_at = 0;
   doc.erase("drover:ce");
@@ -714,7 +714,7 @@ void BatchService::SchedulePass() {
         }
         pending += (pending.empty() ? "" : ", ") + dep + " (" + d->status.str() + ")";
       }
-      const std::string& current = j->reason;
+      const std::string& current = j->reason.str();
       if (!failed.empty()) {
         SetJobStatus(*j, "FAILED", "Dependent Job " + failed + " failed");
       } else if (!pending.empty()) {
@@ -756,7 +756,7 @@ void BatchService::SchedulePass() {
         continue;  // changed meanwhile: the next pass decides again
       }
       exec::TaskSpec spec = MakeTaskSpec(*j, p.ce_arn);
-      j->ce = p.ce_arn;
+      j->ce = PooledString(pool_->Intern(p.ce_arn));
       j->task_id = spec.task_id;
       j->start_pending = true;
       HoldConsumables(*j, true);
@@ -772,7 +772,7 @@ void BatchService::SchedulePass() {
       Job* j = job_of(w.handle);
       if (j) blocked_queues_.insert(j->queue);
       if (!j || j->status != "RUNNABLE" || j->reason == w.reason) continue;
-      j->reason = w.reason;  // (the document's statusReason is overwritten with it)
+      j->reason.Pooled(pool_->Intern(w.reason));  // (overwrites the document's statusReason)
       j->reason_since = now;
     }
     // The queues' jobStateTimeLimitActions: cancel jobs blocked for too long
@@ -912,8 +912,7 @@ Status BatchService::RecoverJobs() {
   {
     std::lock_guard<std::mutex> l(mu_);
     std::vector<Job*> lost;
-    for (Job* j : live_) {
-      if (j->status != "STARTING" && j->status != "RUNNING") continue;
+    for (Job* j : running_) {  // STARTING and RUNNING
       if (executor_ && !j->task_id.empty()) {
         attach.push_back({j->task_id, j->id, static_cast<int>(j->attempts) + 1});
       } else {

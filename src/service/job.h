@@ -55,6 +55,31 @@ class PooledString {
   const std::string* s_ = nullptr;
 };
 
+// statusReason. A RUNNABLE job's reason is one of few texts the scheduler
+// repeats for many jobs (its turn in a queue, why a queue waits, a retry), so it
+// points into the pool; any other reason (with a job id, an exit code) is owned.
+class JobReason {
+ public:
+  const std::string& str() const {
+    static const std::string empty;
+    return p_ ? *p_ : empty;
+  }
+  bool empty() const { return str().empty(); }
+  void Pooled(const std::string* s) {
+    own_.reset();
+    p_ = s;
+  }
+  void Own(std::string s) {
+    own_ = s.empty() ? nullptr : std::make_unique<std::string>(std::move(s));
+    p_ = own_.get();
+  }
+  friend bool operator==(const JobReason& a, std::string_view b) { return a.str() == b; }
+
+ private:
+  const std::string* p_ = nullptr;  // into the pool, or own_
+  std::unique_ptr<std::string> own_;
+};
+
 struct BatchService::Job {
   // The AWS-shaped document (DescribeJobs), packed. While an operation changes it,
   // it is open in BatchService::open_docs_ instead (Doc()), and packed again when
@@ -70,7 +95,7 @@ struct BatchService::Job {
   int max_attempts = 1;
   size_t attempts = 0;                  // finished attempts
   // The current attempt (STARTING / RUNNING):
-  std::string ce;       // compute environment ARN it holds capacity in
+  PooledString ce;      // compute environment ARN it holds capacity in
   std::string task_id;
   int64_t started_at = 0;
   int64_t stopped_at = 0;  // SUCCEEDED / FAILED: when (retention)
@@ -79,7 +104,7 @@ struct BatchService::Job {
   bool timed_out = false;        // the attempt ran past its timeout (retry rules apply)
   bool retried = false;          // goes to the front of its queue
   int64_t reason_since = 0;      // RUNNABLE: when the current wait reason began
-  std::string reason;            // statusReason (the document's is overwritten with it)
+  JobReason reason;              // statusReason (the document's is overwritten with it)
   // Fair share and consumable resources.
   PooledString share;    // shareIdentifier
   int64_t priority = 0;  // schedulingPriority (within its share)

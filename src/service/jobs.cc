@@ -128,7 +128,9 @@ std::unique_ptr<BatchService::Job> BatchService::MakeJob(const json::object& doc
     job->max_attempts = static_cast<int>(GetInt(*rs, "attempts").value_or(1));
   }
   job->attempts = GetArray(doc, "attempts") ? GetArray(doc, "attempts")->size() : 0;
-  job->ce = std::string(GetString(doc, "drover:ce").value_or(""));
+  if (auto ce = GetString(doc, "drover:ce"); ce && !ce->empty()) {
+    job->ce = PooledString(pool_->Intern(*ce));
+  }
   job->task_id = std::string(GetString(doc, "drover:taskId").value_or(""));
   job->terminate_reason = std::string(GetString(doc, "drover:terminateReason").value_or(""));
   job->started_at = GetInt(doc, "startedAt").value_or(0);
@@ -157,7 +159,9 @@ std::unique_ptr<BatchService::Job> BatchService::MakeJob(const json::object& doc
       job->array_size = static_cast<int>(*size);
     }
   }
-  job->reason = std::string(GetString(doc, "statusReason").value_or(""));
+  std::string_view reason = GetString(doc, "statusReason").value_or("");
+  if (job->status == "RUNNABLE") job->reason.Pooled(pool_->Intern(reason));
+  else job->reason.Own(std::string(reason));
   return job;
 }
 
@@ -166,7 +170,6 @@ BatchService::Job& BatchService::AddJob(std::unique_ptr<Job> job, bool count_in_
   if (count_in_parent && !raw->parent.empty()) {
     if (Job* p = FindJob(raw->parent)) ++p->summary()[raw->status];
   }
-  if (!IsTerminal(raw->status)) live_.insert(raw);
   if ((raw->status == "SUBMITTED" || raw->status == "PENDING") && raw->array_size == 0) {
     waiting_.insert(raw);
   }
@@ -184,7 +187,6 @@ BatchService::Job& BatchService::NewJob(json::object doc, bool count_in_parent) 
 }
 
 void BatchService::EraseJob(Job& job) {
-  live_.erase(&job);
   waiting_.erase(&job);
   running_.erase(&job);
   if (auto q = runnable_.find(QueueKey(job)); q != runnable_.end()) q->second.erase(&job);
@@ -208,7 +210,7 @@ json::object BatchService::ReadDoc(const Job& job) const {
   } else if (auto parsed = ParseJson(codec_.Unpack(job.doc)); parsed.ok() && parsed->is_object()) {
     doc = std::move(parsed->as_object());
   }
-  if (!job.reason.empty()) doc["statusReason"] = job.reason;
+  if (!job.reason.empty()) doc["statusReason"] = job.reason.str();
   else doc.erase("statusReason");
   return doc;
 }
@@ -216,7 +218,7 @@ json::object BatchService::ReadDoc(const Job& job) const {
 void BatchService::FlushDocs(std::unordered_map<const Job*, std::string>* texts) {
   for (auto& [cjob, doc] : open_docs_) {
     Job* job = const_cast<Job*>(cjob);
-    if (!job->reason.empty()) doc["statusReason"] = job->reason;
+    if (!job->reason.empty()) doc["statusReason"] = job->reason.str();
     else doc.erase("statusReason");
     std::string text = ToJson(doc);
     job->doc = codec_.Pack(GetString(doc, "jobDefinition").value_or(""), text);
@@ -669,12 +671,14 @@ Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(const json::obje
   Resource* queue = Find(kJobQueue, ref);
   if (!queue) return Status::Client("Job queue " + std::string(ref) + " does not exist");
   std::vector<Job*> runnable;
-  for (Job* j : live_) {
-    if (j->queue == queue->arn && j->status == "RUNNABLE") runnable.push_back(j);
+  for (const auto& [key, set] : runnable_) {  // keys: queue ARN + '\n' + share
+    if (key.starts_with(queue->arn + '\n')) runnable.insert(runnable.end(), set.begin(), set.end());
   }
-  std::sort(runnable.begin(), runnable.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
+  auto by_seq = [](Job* a, Job* b) { return a->seq < b->seq; };
+  size_t front = std::min<size_t>(runnable.size(), 100);
+  std::partial_sort(runnable.begin(), runnable.begin() + front, runnable.end(), by_seq);
   json::array jobs;
-  for (size_t i = 0; i < runnable.size() && i < 100; ++i) {
+  for (size_t i = 0; i < front; ++i) {
     json::object doc = ReadDoc(*runnable[i]);
     jobs.push_back(json::object{
         {"jobArn", JobArn(*runnable[i])},
@@ -687,7 +691,7 @@ Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(const json::obje
   // What the queue's running jobs hold, in total and (fair share) per share.
   double total = 0;
   std::map<std::string, double> per_share;
-  for (Job* j : live_) {
+  for (Job* j : running_) {
     if (j->queue != queue->arn || j->ce.empty()) continue;
     total += j->need.vcpus;
     if (!j->share.empty()) per_share[j->share] += j->need.vcpus;
