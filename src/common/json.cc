@@ -5,9 +5,9 @@
 
 namespace drover {
 
-Result<json::value> ParseJson(std::string_view text) {
+Result<json::value> ParseJson(std::string_view text, json::storage_ptr sp) {
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = json::parse(text, ec, std::move(sp));
   if (ec) return Status::Client("Malformed JSON in request body: " + ec.message());
   return v;
 }

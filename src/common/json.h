@@ -6,6 +6,7 @@
 #pragma once
 
 #include <boost/json/array.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
@@ -21,8 +22,10 @@ namespace drover {
 
 namespace json = boost::json;
 
-// Parses text; a syntax error is a client error with a readable message.
-Result<json::value> ParseJson(std::string_view text);
+// Parses text; a syntax error is a client error with a readable message. The
+// value's memory comes from `sp` (the default heap unless given, e.g. a
+// json::monotonic_resource for a document that is read once and dropped).
+Result<json::value> ParseJson(std::string_view text, json::storage_ptr sp = {});
 std::string ToJson(const json::value& v);
 // `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD.
 // ToJson() copies string bytes as they are, so text that did not come through

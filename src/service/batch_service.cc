@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <future>
 #include <thread>
 
@@ -123,7 +126,95 @@ const std::map<std::string, BatchService::OpEntry, std::less<>>& BatchService::O
 }
 
 Status BatchService::Load() {
-  DROVER_ASSIGN_OR_RETURN(std::vector<store::Record> records, store_.LoadAll());
+  using Ms = std::chrono::duration<double, std::milli>;
+  auto t0 = std::chrono::steady_clock::now();
+  // Everything is read into new structures first: if the store cannot be read,
+  // the view in memory stays as it was. Reading the store (this thread) and parsing and packing the jobs' documents
+  // (worker threads, one per core) overlap: chunks of records go through a short
+  // queue, and each record's text is dropped as soon as it is packed, so a
+  // restart never holds every document's text at once. The indexes are then
+  // built on this thread, in creation order.
+  std::mutex pipe_mu;
+  std::condition_variable pipe_cv;
+  std::deque<std::vector<store::Record>> pipe;
+  bool read_done = false;
+  constexpr size_t kMaxQueued = 8;  // chunks waiting for a worker
+  std::vector<std::unique_ptr<Job>> loaded;
+  std::vector<store::Record> records;  // everything but jobs
+  bool bad = false;
+  auto codec = std::make_unique<DocCodec>();  // the loaded jobs' dictionaries
+  auto work = [&] {
+    alignas(16) static thread_local unsigned char arena_buf[64 * 1024];
+    for (;;) {
+      std::vector<store::Record> chunk;
+      {
+        std::unique_lock<std::mutex> pl(pipe_mu);
+        pipe_cv.wait(pl, [&] { return read_done || !pipe.empty(); });
+        if (pipe.empty()) return;
+        chunk = std::move(pipe.front());
+        pipe.pop_front();
+      }
+      pipe_cv.notify_all();  // the reader may go on
+      std::vector<std::unique_ptr<Job>> jobs;
+      std::vector<store::Record> others;
+      bool chunk_bad = false;
+      for (store::Record& r : chunk) {
+        if (r.kind != kJob) {
+          others.push_back(std::move(r));
+          continue;
+        }
+        // The document is read once and dropped: its tree lives in a buffer reused
+        // for every document instead of hundreds of small heap allocations.
+        json::monotonic_resource arena(arena_buf, sizeof arena_buf);
+        auto doc = ParseJson(r.doc, json::storage_ptr(&arena));
+        if (!doc.ok() || !doc->is_object()) {
+          chunk_bad = true;
+          continue;
+        }
+        auto job = MakeJob(doc->as_object(), r.seq);
+        job->doc = codec->Pack(GetString(doc->as_object(), "jobDefinition").value_or(""), r.doc);
+        std::string().swap(r.doc);  // packed: give the text's memory back now
+        jobs.push_back(std::move(job));
+      }
+      chunk = std::vector<store::Record>();
+      std::lock_guard<std::mutex> pl(pipe_mu);
+      bad = bad || chunk_bad;
+      for (auto& j : jobs) loaded.push_back(std::move(j));
+      for (auto& r : others) records.push_back(std::move(r));
+    }
+  };
+  size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  std::vector<std::thread> workers;
+  for (size_t t = 0; t < threads; ++t) workers.emplace_back(work);
+  size_t records_count = 0;
+  Status read = store_.Scan(4096, [&](std::vector<store::Record>&& chunk) {
+    records_count += chunk.size();
+    std::unique_lock<std::mutex> pl(pipe_mu);
+    pipe_cv.wait(pl, [&] { return pipe.size() < kMaxQueued; });
+    pipe.push_back(std::move(chunk));
+    pl.unlock();
+    pipe_cv.notify_all();
+  });
+  auto t_read = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> pl(pipe_mu);
+    read_done = true;
+  }
+  pipe_cv.notify_all();
+  for (auto& t : workers) t.join();
+  if (!read.ok()) return read;
+  if (bad) return Status::Server("a stored job document is not a JSON object");
+  std::vector<std::pair<store::Record, json::object>> parsed;  // everything but jobs
+  for (auto& r : records) {
+    auto doc = ParseJson(r.doc);
+    if (!doc.ok() || !doc->is_object()) {
+      return Status::Server("stored document of " + r.key + " is not a JSON object");
+    }
+    std::string().swap(r.doc);
+    parsed.emplace_back(std::move(r), std::move(doc->as_object()));
+  }
+  std::vector<store::Record>().swap(records);
+  auto t_parsed = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> l(mu_);
   resources_.clear();
   order_.clear();
@@ -137,52 +228,15 @@ Status BatchService::Load() {
   runnable_.clear();
   snapshot_jobs_.clear();
   blocked_queues_.clear();
-  codec_.Clear();
+  codec_ = std::move(codec);  // (after jobs_.clear(): the old jobs' dictionaries go with it)
   ++generation_;
   next_seq_ = 1;
-  // Jobs (nearly every record) are parsed and packed on every core; the
-  // indexes are then built on this thread, in the store's order.
-  std::vector<size_t> job_records;
-  for (size_t i = 0; i < records.size(); ++i) {
-    if (records[i].kind == kJob) job_records.push_back(i);
-  }
-  std::vector<std::unique_ptr<Job>> loaded(job_records.size());
-  std::atomic<size_t> next{0};
-  std::atomic<bool> bad{false};
-  auto work = [&] {
-    constexpr size_t kChunk = 256;
-    for (size_t begin; (begin = next.fetch_add(kChunk)) < job_records.size();) {
-      for (size_t k = begin; k < std::min(begin + kChunk, job_records.size()); ++k) {
-        store::Record& r = records[job_records[k]];
-        auto doc = ParseJson(r.doc);
-        if (!doc.ok() || !doc->is_object()) {
-          bad = true;
-          continue;
-        }
-        auto job = MakeJob(doc->as_object(), r.seq);
-        job->doc = codec_.Pack(GetString(doc->as_object(), "jobDefinition").value_or(""), r.doc);
-        std::string().swap(r.doc);  // packed: give the text's memory back now
-        loaded[k] = std::move(job);
-      }
-    }
-  };
-  size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
-  if (job_records.size() < 10000) threads = 1;
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (bad) return Status::Server("a stored job document is not a JSON object");
-  resources_.reserve(records.size() - job_records.size());
-  jobs_.reserve(job_records.size());
-  for (auto& r : records) {
+  size_t job_count = loaded.size();
+  resources_.reserve(parsed.size());
+  jobs_.reserve(job_count);
+  for (auto& [r, doc] : parsed) {
     next_seq_ = std::max(next_seq_, r.seq + 1);
-    if (r.kind == kJob) continue;
-    auto doc = ParseJson(r.doc);
-    if (!doc.ok() || !doc->is_object()) {
-      return Status::Server("stored document of " + r.key + " is not a JSON object");
-    }
-    Resource res{r.kind, r.key, r.name, r.revision, r.seq, std::move(doc->as_object())};
+    Resource res{r.kind, r.key, r.name, r.revision, r.seq, std::move(doc)};
     order_[res.kind][res.seq] = res.arn;
     if (res.kind == kJobDefinition) {
       auto& latest = jd_revisions_[res.name];
@@ -190,8 +244,12 @@ Status BatchService::Load() {
     }
     resources_[res.arn] = std::move(res);
   }
-  std::vector<store::Record>().swap(records);
-  // Parents first, so that children count in their summaries whatever the order.
+  parsed.clear();
+  // In creation order (the index's ordered sets then grow at their ends), parents
+  // first, so that children count in their summaries whatever the order.
+  std::sort(loaded.begin(), loaded.end(),
+            [](const auto& a, const auto& b) { return a->seq < b->seq; });
+  if (!loaded.empty()) next_seq_ = std::max(next_seq_, loaded.back()->seq + 1);
   for (auto& job : loaded) {
     if (job->array_size > 0) AddJob(std::move(job), false);
   }
@@ -203,6 +261,11 @@ Status BatchService::Load() {
     for (const auto& g : j->gpus) free_gpus_.erase(g);
   }
   ::malloc_trim(0);  // the loaded texts are gone: return their pages to the system
+  auto t_end = std::chrono::steady_clock::now();
+  LOG_INFO("loaded {} records ({} jobs) in {:.0f} ms: read {:.0f} ms (jobs parsed and packed "
+           "meanwhile on {} threads, done {:.0f} ms later), indexed {:.0f} ms",
+           records_count, job_count, Ms(t_end - t0).count(), Ms(t_read - t0).count(), threads,
+           Ms(t_parsed - t_read).count(), Ms(t_end - t_parsed).count());
   stale_ = false;
   return Status::Ok();
 }
@@ -274,7 +337,7 @@ void BatchService::Persist(Outcome outcome, Reply done) {
     } else if (Job* j = FindJob(arn)) {
       auto t = texts.find(j);
       rec = store::Record{std::string(kJob), JobArn(*j), j->id, 0, j->seq,
-                          t != texts.end() ? t->second : codec_.Unpack(j->doc)};
+                          t != texts.end() ? t->second : codec_->Unpack(j->doc)};
     } else {
       continue;  // gone meanwhile (a dirty parent that was pruned)
     }

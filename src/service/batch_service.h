@@ -279,7 +279,7 @@ class BatchService {
   std::unordered_map<std::string_view, std::unique_ptr<Job>> jobs_;  // by job id (its own)
   std::map<int64_t, Job*> job_order_;                           // by seq (ListJobs)
   std::unordered_map<const Job*, json::object> open_docs_;      // being changed (Doc())
-  DocCodec codec_;
+  std::unique_ptr<DocCodec> codec_ = std::make_unique<DocCodec>();  // replaced by Load()
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
   std::unordered_set<Job*> waiting_;  // SUBMITTED / PENDING jobs (not array parents)
   std::unordered_set<Job*> running_;  // STARTING / RUNNING jobs

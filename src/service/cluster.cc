@@ -75,7 +75,7 @@ void BatchService::ApplyChanges(const store::Changes& changes) {
       if (r.kind == kJob) {
         UnindexJob(r.key);
         auto made = MakeJob(doc->as_object(), r.seq);
-        made->doc = codec_.Pack(GetString(doc->as_object(), "jobDefinition").value_or(""), r.doc);
+        made->doc = codec_->Pack(GetString(doc->as_object(), "jobDefinition").value_or(""), r.doc);
         Job& j = AddJob(std::move(made), /*count_in_parent=*/true);
         if (j.array_size > 0) {  // a new entry for a parent: count its children again
           j.summary().clear();

@@ -156,7 +156,7 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   doc["status"] = status;
   if (!reason.empty()) doc["statusReason"] = reason;
   else doc.erase("statusReason");
-  if (status == "RUNNABLE") job.reason.Pooled(pool_->Intern(reason));
+  if (JobReason::Shared(status, reason)) job.reason.Pooled(pool_->Intern(reason));
   else job.reason.Own(std::move(reason));
   if ((status == "SUBMITTED" || status == "PENDING") && job.array_size == 0) {
     waiting_.insert(&job);

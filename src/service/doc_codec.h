@@ -6,9 +6,8 @@
 // different from its siblings (its id, name and timestamps), not a JSON tree.
 //
 // Thread-safety: Pack and Unpack may be called from any thread (Load packs
-// documents on several); dictionaries are made once per key and never change.
-// Clear() must not run concurrently with either, nor while Packed values made
-// before it are still used.
+// documents on several); dictionaries are made once per key and never change,
+// and live as long as the codec (Packed values point to them).
 #pragma once
 
 #include <cstdint>
@@ -40,8 +39,6 @@ class DocCodec {
   // Packs `text`; the first text packed under `key` becomes that key's dictionary.
   Packed Pack(std::string_view key, std::string_view text);
   std::string Unpack(const Packed& p) const;
-  // Forgets every dictionary (with the documents packed against them).
-  void Clear();
   size_t DictionaryCount() const;
 
  private:

@@ -55,17 +55,22 @@ class PooledString {
   const std::string* s_ = nullptr;
 };
 
-// statusReason. A RUNNABLE job's reason is one of few texts the scheduler
-// repeats for many jobs (its turn in a queue, why a queue waits, a retry), so it
-// points into the pool; any other reason (with a job id, an exit code) is owned.
+// statusReason. Why a RUNNABLE job waits is one of few texts the scheduler
+// repeats for many jobs (its turn in a queue, why a queue or compute environment
+// cannot take it), so it points into the pool; any other reason (with a job id,
+// an exit code, an error message) is owned.
 class JobReason {
  public:
+  static bool Shared(std::string_view status, std::string_view reason) {
+    return status == "RUNNABLE" &&
+           (reason.starts_with("Waiting") || reason.starts_with("MISCONFIGURATION"));
+  }
   const std::string& str() const {
     static const std::string empty;
     return p_ ? *p_ : empty;
   }
   bool empty() const { return str().empty(); }
-  void Pooled(const std::string* s) {
+  void Pooled(const std::string* s) {  // (plan reasons are pooled as they come)
     own_.reset();
     p_ = s;
   }

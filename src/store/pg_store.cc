@@ -293,7 +293,7 @@ class PgStore final : public Store {
         c.ExecRetrying("begin load", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").status());
     auto rows = c.Exec("load",
                        "SELECT kind, key, name, revision, seq, doc FROM resources "
-                       "WHERE NOT deleted ORDER BY seq, key");
+                       "WHERE NOT deleted");
     auto top = rows.ok() ? c.Exec("load version",
                                   "SELECT coalesce(max(version), 0) FROM resources")
                          : rows.status();

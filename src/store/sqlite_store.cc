@@ -91,8 +91,16 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Record>> LoadAll() override {
+    std::vector<Record> out;
+    DROVER_RETURN_IF_ERROR(Scan(4096, [&](std::vector<Record>&& chunk) {
+      for (auto& r : chunk) out.push_back(std::move(r));
+    }));
+    return out;
+  }
+
+  Status Scan(size_t chunk, const std::function<void(std::vector<Record>&&)>& each) override {
     std::lock_guard<std::mutex> l(db_mu_);
-    Stmt st(db_, "SELECT kind, key, name, revision, seq, doc FROM resources ORDER BY seq");
+    Stmt st(db_, "SELECT kind, key, name, revision, seq, doc FROM resources");
     if (!st) return SqlError(db_, "prepare load");
     std::vector<Record> out;
     int rc;
@@ -104,9 +112,14 @@ class SqliteStore final : public Store {
       };
       out.push_back(Record{text(0), text(1), text(2), sqlite3_column_int64(st.get(), 3),
                            sqlite3_column_int64(st.get(), 4), text(5)});
+      if (out.size() >= chunk) {
+        each(std::move(out));
+        out = std::vector<Record>();
+      }
     }
     if (rc != SQLITE_DONE) return SqlError(db_, "load");
-    return out;
+    if (!out.empty()) each(std::move(out));
+    return Status::Ok();
   }
 
   size_t Pending() const override { return writer_->Pending(); }
@@ -203,6 +216,16 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+Status Store::Scan(size_t chunk, const std::function<void(std::vector<Record>&&)>& each) {
+  DROVER_ASSIGN_OR_RETURN(std::vector<Record> all, LoadAll());
+  for (size_t i = 0; i < all.size(); i += chunk) {
+    std::vector<Record> part(std::make_move_iterator(all.begin() + i),
+                             std::make_move_iterator(all.begin() + std::min(all.size(), i + chunk)));
+    each(std::move(part));
+  }
+  return Status::Ok();
+}
 
 Status Store::WriteSync(WriteBatch batch) {
   std::promise<Status> p;

@@ -58,7 +58,14 @@ struct Changes {
 class Store {
  public:
   virtual ~Store() = default;
+  // Every stored record, in no particular order (sorting a million rows by seq cost
+  // more than half of a restart; the service orders what it needs).
   virtual Result<std::vector<Record>> LoadAll() = 0;
+  // The same records, handed to `each` in chunks of up to `chunk` as they are
+  // read, so that a caller can work on them meanwhile and drop their text (a
+  // restart with a million jobs). `each` runs on the calling thread. The default
+  // slices LoadAll().
+  virtual Status Scan(size_t chunk, const std::function<void(std::vector<Record>&&)>& each);
   // Queues `batch`; `done(status)` runs once it is durable or has failed.
   virtual void Write(WriteBatch batch, std::function<void(Status)> done) = 0;
   // Write() and wait for it.
