@@ -329,7 +329,9 @@ void BatchService::Persist(Outcome outcome, Reply done) {
   dirty_.clear();
   std::unordered_map<const Job*, std::string> texts;
   FlushDocs(&texts);
+  std::unordered_set<std::string_view> seen;  // a key put twice is stored once
   for (const std::string& arn : outcome.puts) {
+    if (!seen.insert(arn).second) continue;
     store::Record rec;
     if (auto it = resources_.find(arn); it != resources_.end()) {
       const Resource& r = it->second;
@@ -337,7 +339,7 @@ void BatchService::Persist(Outcome outcome, Reply done) {
     } else if (Job* j = FindJob(arn)) {
       auto t = texts.find(j);
       rec = store::Record{std::string(kJob), JobArn(*j), j->id, 0, j->seq,
-                          t != texts.end() ? t->second : codec_->Unpack(j->doc)};
+                          t != texts.end() ? std::move(t->second) : codec_->Unpack(j->doc)};
     } else {
       continue;  // gone meanwhile (a dirty parent that was pruned)
     }

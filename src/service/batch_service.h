@@ -205,7 +205,8 @@ class BatchService {
   // in place and persists the job (Persist packs it again). ReadDoc() is a copy
   // as DescribeJobs shows it (statusReason from the index entry).
   json::object& Doc(Job& job);
-  json::object ReadDoc(const Job& job) const;
+  // With `sp`, the copy's memory comes from there (a reply's arena).
+  json::object ReadDoc(const Job& job, json::storage_ptr sp = {}) const;
   // Packs every open document; `texts` receives each one's JSON text.
   void FlushDocs(std::unordered_map<const Job*, std::string>* texts);
   // Moves a job to `status` in memory (doc + index); the caller persists it.
