@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build pkg-config python3
   libboost1.81-dev libboost-json1.81-dev
-  libsqlite3-dev libpq-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev libzstd-dev
+  libsqlite3-dev libpq-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev libzstd-dev libjemalloc-dev
   libgtest-dev libgmock-dev
   awscli    # AWS CLI v2 (/usr/bin/aws), a real client for the end-to-end tests
   bubblewrap umoci  # job sandboxes over local images; OCI image layouts
