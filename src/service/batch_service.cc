@@ -221,6 +221,7 @@ Status BatchService::Load() {
   jd_revisions_.clear();
   open_docs_.clear();
   job_order_.clear();
+  finished_.clear();
   jobs_.clear();
   dirty_.clear();
   waiting_.clear();

@@ -279,6 +279,7 @@ class BatchService {
   std::unique_ptr<StringPool> pool_;  // queue ARNs and shares jobs point into (job.h)
   std::unordered_map<std::string_view, std::unique_ptr<Job>> jobs_;  // by job id (its own)
   std::map<int64_t, Job*> job_order_;                           // by seq (ListJobs)
+  std::set<std::pair<int64_t, Job*>> finished_;  // SUCCEEDED/FAILED by stoppedAt (retention)
   std::unordered_map<const Job*, json::object> open_docs_;      // being changed (Doc())
   std::unique_ptr<DocCodec> codec_ = std::make_unique<DocCodec>();  // replaced by Load()
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next

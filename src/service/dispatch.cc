@@ -166,7 +166,9 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   if (status == "RUNNABLE") doc["drover:runnableAt"] = clock_.NowMillis();
   if (IsTerminal(status)) {
     if (!doc.contains("stoppedAt")) doc["stoppedAt"] = clock_.NowMillis();
+    finished_.erase({job.stopped_at, &job});
     job.stopped_at = GetInt(doc, "stoppedAt").value_or(0);
+    finished_.insert({job.stopped_at, &job});
     job.ce = PooledString();
     job.task_id.clear();
     doc.erase("drover:ce");
@@ -811,11 +813,10 @@ void BatchService::SchedulePass() {
       last_prune_ms_ = now;
       prune_logs = true;
       int64_t cutoff = now - cfg_.job_retention_ms;
-      std::vector<Job*> expired;
-      for (auto& [id, j] : jobs_) {
-        if (IsTerminal(j->status) && j->stopped_at > 0 && j->stopped_at < cutoff) {
-          expired.push_back(j.get());
-        }
+      std::vector<Job*> expired;  // (finished_ is in stoppedAt order: no walk over every job)
+      for (auto it = finished_.lower_bound({1, nullptr});
+           it != finished_.end() && it->first < cutoff; ++it) {
+        expired.push_back(it->second);
       }
       for (Job* j : expired) {
         out.deletes.push_back(JobArn(*j));

@@ -179,6 +179,7 @@ BatchService::Job& BatchService::AddJob(std::unique_ptr<Job> job, bool count_in_
   }
   if (raw->status == "STARTING" || raw->status == "RUNNING") running_.insert(raw);
   job_order_.emplace_hint(job_order_.end(), raw->seq, raw);
+  if (IsTerminal(raw->status)) finished_.insert({raw->stopped_at, raw});
   jobs_.emplace(std::string_view(raw->id), std::move(job));
   return *raw;
 }
@@ -195,6 +196,7 @@ void BatchService::EraseJob(Job& job) {
   if (auto q = runnable_.find(QueueKey(job)); q != runnable_.end()) q->second.erase(&job);
   open_docs_.erase(&job);
   job_order_.erase(job.seq);
+  finished_.erase({job.stopped_at, &job});
   jobs_.erase(std::string_view(job.id));  // last: it owns `job`
 }
 

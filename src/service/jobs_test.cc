@@ -473,3 +473,31 @@ TEST_F(JobsTest, GpuJobsGetExactlyTheirDevices) {
 
 }  // namespace
 }  // namespace drover::service
+
+namespace drover::service {
+namespace {
+
+TEST_F(JobsTest, FinishedJobsAreForgottenAfterTheRetentionPeriodAndNoOthers) {
+  // Given a cancelled job and one still running, a pass within the retention period
+  // keeps both; once the cancelled one finished more than 7 days ago, a pass removes it
+  // from memory and from the store, and the running one stays.
+  std::string done = Submit(), running = Submit();
+  Ok("CancelJob", R"({"jobId":")" + done + R"(","reason":"no"})");
+  svc_->SchedulePass();
+  EXPECT_EQ(Status(done), "FAILED");
+  EXPECT_EQ(Status(running), "RUNNING");
+  clock_.Advance(7LL * 24 * 3600 * 1000 + 61 * 1000);
+  svc_->SchedulePass();
+  auto d = Ok("DescribeJobs", R"({"jobs":[")" + done + R"(",")" + running + R"("]})");
+  ASSERT_EQ(d["jobs"].as_array().size(), 1u);
+  EXPECT_EQ(d["jobs"].as_array()[0].at("jobId"), json::value(running));
+  BatchService again(ServiceConfig{}, *store_, clock_, ids_);
+  ASSERT_TRUE(again.Load().ok());
+  auto d2 = again.CallSync("DescribeJobs", J(R"({"jobs":[")" + done + R"(",")" + running + R"("]})"));
+  ASSERT_TRUE(d2.ok());
+  ASSERT_EQ(d2.value()["jobs"].as_array().size(), 1u);
+  EXPECT_EQ(d2.value()["jobs"].as_array()[0].at("jobId"), json::value(running));
+}
+
+}  // namespace
+}  // namespace drover::service
