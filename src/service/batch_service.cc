@@ -129,11 +129,12 @@ Status BatchService::Load() {
   using Ms = std::chrono::duration<double, std::milli>;
   auto t0 = std::chrono::steady_clock::now();
   // Everything is read into new structures first: if the store cannot be read,
-  // the view in memory stays as it was. Reading the store (this thread) and parsing and packing the jobs' documents
-  // (worker threads, one per core) overlap: chunks of records go through a short
-  // queue, and each record's text is dropped as soon as it is packed, so a
-  // restart never holds every document's text at once. The indexes are then
-  // built on this thread, in creation order.
+  // the view in memory stays as it was. Reading the store (this thread) and
+  // parsing and packing the jobs' documents (worker threads, one per core)
+  // overlap: chunks of records go through a short queue, and each record's text
+  // is dropped as soon as it is packed, so a restart never holds every
+  // document's text at once. The indexes are then built on this thread, in
+  // creation order.
   std::mutex pipe_mu;
   std::condition_variable pipe_cv;
   std::deque<std::vector<store::Record>> pipe;
