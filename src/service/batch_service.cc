@@ -252,11 +252,21 @@ Status BatchService::Load() {
   std::sort(loaded.begin(), loaded.end(),
             [](const auto& a, const auto& b) { return a->seq < b->seq; });
   if (!loaded.empty()) next_seq_ = std::max(next_seq_, loaded.back()->seq + 1);
+  std::vector<Job*> parents;
   for (auto& job : loaded) {
-    if (job->array_size > 0) AddJob(std::move(job), false);
+    if (job->array_size > 0) parents.push_back(&AddJob(std::move(job), false));
   }
   for (auto& job : loaded) {
     if (job) AddJob(std::move(job), true);
+  }
+  // Array children that have only waited are not stored: made again from their
+  // parents (every child of a finished array changed, and is stored).
+  size_t implicit = 0;
+  for (Job* p : parents) {
+    if (IsTerminal(p->status)) continue;
+    size_t before = jobs_.size();
+    AddImplicitChildren(*p, ReadDoc(*p), /*count_in_parent=*/true);
+    implicit += jobs_.size() - before;
   }
   free_gpus_ = std::set<std::string>(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end());
   for (const Job* j : running_) {
@@ -264,9 +274,11 @@ Status BatchService::Load() {
   }
   ::malloc_trim(0);  // the loaded texts are gone: return their pages to the system
   auto t_end = std::chrono::steady_clock::now();
-  LOG_INFO("loaded {} records ({} jobs) in {:.0f} ms: read {:.0f} ms (jobs parsed and packed "
-           "meanwhile on {} threads, done {:.0f} ms later), indexed {:.0f} ms",
-           records_count, job_count, Ms(t_end - t0).count(), Ms(t_read - t0).count(), threads,
+  LOG_INFO("loaded {} records ({} jobs, and {} waiting array children made from their "
+           "parents) in {:.0f} ms: read {:.0f} ms (jobs parsed and packed meanwhile on {} "
+           "threads, done {:.0f} ms later), indexed {:.0f} ms",
+           records_count, job_count, implicit, Ms(t_end - t0).count(), Ms(t_read - t0).count(),
+           threads,
            Ms(t_parsed - t_read).count(), Ms(t_end - t_parsed).count());
   stale_ = false;
   return Status::Ok();
@@ -339,6 +351,7 @@ void BatchService::Persist(Outcome outcome, Reply done) {
       const Resource& r = it->second;
       rec = store::Record{r.kind, r.arn, r.name, r.revision, r.seq, ToJson(r.doc)};
     } else if (Job* j = FindJob(arn)) {
+      if (j->implicit) continue;  // nothing to store: made from its parent's record
       auto t = texts.find(j);
       rec = store::Record{std::string(kJob), JobArn(*j), j->id, 0, j->seq,
                           t != texts.end() ? std::move(t->second) : codec_->Unpack(j->doc)};

@@ -207,10 +207,19 @@ class BatchService {
   json::object& Doc(Job& job);
   // With `sp`, the copy's memory comes from there (a reply's arena).
   json::object ReadDoc(const Job& job, json::storage_ptr sp = {}) const;
+  // An implicit array child's document, made from its parent's (job.h).
+  json::object ChildDoc(const Job& child, json::storage_ptr sp = {}) const;
+  // Indexes the implicit children of array parent `parent` (every index that has
+  // no entry yet): their sequence numbers, dependencies and resources follow
+  // from the parent and its document `pdoc`.
+  void AddImplicitChildren(Job& parent, const json::object& pdoc, bool count_in_parent);
   // Packs every open document; `texts` receives each one's JSON text.
   void FlushDocs(std::unordered_map<const Job*, std::string>* texts);
-  // Moves a job to `status` in memory (doc + index); the caller persists it.
-  void SetJobStatus(Job& job, std::string_view status, std::string reason);
+  // Moves a job to `status` in memory (doc + index); the caller persists it. An
+  // array child's parent follows (its summary and status), unless a follower
+  // moves an implicit child (`refresh_parent` false: the leader stores the parent).
+  void SetJobStatus(Job& job, std::string_view status, std::string reason,
+                    bool refresh_parent = true);
   // Recomputes an array parent's statusSummary and status from its children.
   void RefreshParent(Job& parent);
   // Applies a cancel (started jobs untouched) or terminate to a job or array.
@@ -219,6 +228,9 @@ class BatchService {
   Result<Outcome> StopJob(const json::object& req, bool terminate);
   // Takes or gives back the consumable resources a job's attempt holds.
   void HoldConsumables(Job& job, bool hold);
+  // SUBMITTED / PENDING jobs whose dependencies changed move on (or fail). A
+  // follower does it for implicit array children only, which it does not store.
+  void ResolveDependencies(Outcome& out, bool implicit_only);
   void DecayShareHistory(int64_t now);
   void FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& out);
   sched::Snapshot BuildSnapshot();

@@ -21,7 +21,11 @@ constexpr std::string_view kJobRequest = "job-request";
 void BatchService::SetLeading(bool leading) {
   std::lock_guard<std::mutex> l(mu_);
   leading_ = leading;
-  if (!leading) return;
+  if (!leading) {
+    Outcome none;
+    ResolveDependencies(none, /*implicit_only=*/true);
+    return;
+  }
   // The GPUs free now: those no attempt started by the previous leader holds.
   free_gpus_ = std::set<std::string>(cfg_.gpu_ids.begin(), cfg_.gpu_ids.end());
   for (const Job* j : running_) {
@@ -78,6 +82,7 @@ void BatchService::ApplyChanges(const store::Changes& changes) {
         made->doc = codec_->Pack(GetString(doc->as_object(), "jobDefinition").value_or(""), r.doc);
         Job& j = AddJob(std::move(made), /*count_in_parent=*/true);
         if (j.array_size > 0) {  // a new entry for a parent: count its children again
+          if (!IsTerminal(j.status)) AddImplicitChildren(j, doc->as_object(), false);
           j.summary().clear();
           for (int i = 0; i < j.array_size; ++i) {
             if (Job* c = FindJob(j.id + ":" + std::to_string(i))) ++j.summary()[c->status];
@@ -97,6 +102,10 @@ void BatchService::ApplyChanges(const store::Changes& changes) {
           Resource{r.kind, r.key, r.name, r.revision, r.seq, std::move(doc->as_object())};
     }
     wake = leading_;
+    if (!leading_) {  // what the leader does not store: its implicit children moving on
+      Outcome none;
+      ResolveDependencies(none, /*implicit_only=*/true);
+    }
   }
   if (wake) Wake();
 }

@@ -134,8 +134,12 @@ bool BatchService::QueueOrder::operator()(const Job* a, const Job* b) const {
 
 std::string BatchService::QueueKey(const Job& j) { return j.queue.str() + '\n' + j.share.str(); }
 
-void BatchService::SetJobStatus(Job& job, std::string_view status, std::string reason) {
-  json::object& doc = Doc(job);
+void BatchService::SetJobStatus(Job& job, std::string_view status, std::string reason,
+                                bool refresh_parent) {
+  // An implicit array child that still only waits stays implicit: the index
+  // changes, its document (made from its parent's) follows.
+  bool waits = status == "SUBMITTED" || status == "PENDING" || status == "RUNNABLE";
+  json::object* doc = job.implicit && waits ? nullptr : &Doc(job);
   if (job.status == "RUNNABLE" && status != "RUNNABLE") {
     auto it = runnable_.find(QueueKey(job));
     if (it != runnable_.end()) it->second.erase(&job);
@@ -149,13 +153,15 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
       --p->summary()[job.status];
       ++p->summary()[std::string(status)];
       job.status = PooledString(pool_->Intern(status));
-      RefreshParent(*p);
+      if (refresh_parent) RefreshParent(*p);
     }
   }
   job.status = PooledString(pool_->Intern(status));
-  doc["status"] = status;
-  if (!reason.empty()) doc["statusReason"] = reason;
-  else doc.erase("statusReason");
+  if (doc) {
+    (*doc)["status"] = status;
+    if (!reason.empty()) (*doc)["statusReason"] = reason;
+    else doc->erase("statusReason");
+  }
   if (JobReason::Shared(status, reason)) job.reason.Pooled(pool_->Intern(reason));
   else job.reason.Own(std::move(reason));
   if ((status == "SUBMITTED" || status == "PENDING") && job.array_size == 0) {
@@ -163,17 +169,17 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   } else {
     waiting_.erase(&job);
   }
-  if (status == "RUNNABLE") doc["drover:runnableAt"] = clock_.NowMillis();
-  if (IsTerminal(status)) {
-    if (!doc.contains("stoppedAt")) doc["stoppedAt"] = clock_.NowMillis();
+  if (status == "RUNNABLE" && doc) (*doc)["drover:runnableAt"] = clock_.NowMillis();
+  if (IsTerminal(status)) {  // (never implicit: `doc` is open)
+    if (!doc->contains("stoppedAt")) (*doc)["stoppedAt"] = clock_.NowMillis();
     finished_.erase({job.stopped_at, &job});
-    job.stopped_at = GetInt(doc, "stoppedAt").value_or(0);
+    job.stopped_at = GetInt(*doc, "stoppedAt").value_or(0);
     finished_.insert({job.stopped_at, &job});
     job.ce = PooledString();
     job.task_id.clear();
-    doc.erase("drover:ce");
-    doc.erase("drover:taskId");
-    doc.erase("drover:terminateReason");
+    doc->erase("drover:ce");
+    doc->erase("drover:taskId");
+    doc->erase("drover:terminateReason");
   }
 }
 
@@ -688,6 +694,40 @@ void BatchService::PersistSync(Outcome out) {
   f.wait();
 }
 
+void BatchService::ResolveDependencies(Outcome& out, bool implicit_only) {
+  std::vector<Job*> waiting(waiting_.begin(), waiting_.end());
+  std::sort(waiting.begin(), waiting.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
+  for (Job* j : waiting) {
+    if (implicit_only && !j->implicit) continue;
+    std::string failed, pending;
+    for (const std::string& dep : j->depends_on) {
+      Job* d = FindJob(dep);
+      if (!d || d->status == "SUCCEEDED") continue;  // pruned jobs had finished
+      if (d->status == "FAILED") {
+        failed = dep;
+        break;
+      }
+      pending += (pending.empty() ? "" : ", ") + dep + " (" + d->status.str() + ")";
+    }
+    const std::string& current = j->reason.str();
+    if (!failed.empty()) {
+      if (implicit_only) continue;  // a change to store: the leader's
+      SetJobStatus(*j, "FAILED", "Dependent Job " + failed + " failed");
+    } else if (!pending.empty()) {
+      std::string reason = "Waiting for dependencies: " + pending;
+      if (j->status == "PENDING" && current == reason) continue;
+      SetJobStatus(*j, "PENDING", reason, !implicit_only);
+    } else {
+      auto q = resources_.find(j->queue);
+      SetJobStatus(*j, "RUNNABLE",
+                   "Waiting for its turn in job queue " +
+                       (q == resources_.end() ? j->queue : q->second.name),
+                   !implicit_only);
+    }
+    if (!j->implicit) out.puts.push_back(JobArn(*j));
+  }
+}
+
 void BatchService::SchedulePass() {
   std::lock_guard<std::mutex> pass(pass_mu_);
   if (!leading()) return;  // a follower: the leader schedules (cluster.cc)
@@ -703,33 +743,7 @@ void BatchService::SchedulePass() {
     // 0. CancelJob / TerminateJob that followers handed over (cluster.cc).
     ApplyJobRequests(out);
     // 1. Dependencies: SUBMITTED and PENDING jobs move on or fail.
-    std::vector<Job*> waiting(waiting_.begin(), waiting_.end());
-    std::sort(waiting.begin(), waiting.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
-    for (Job* j : waiting) {
-      std::string failed, pending;
-      for (const std::string& dep : j->depends_on) {
-        Job* d = FindJob(dep);
-        if (!d || d->status == "SUCCEEDED") continue;  // pruned jobs had finished
-        if (d->status == "FAILED") {
-          failed = dep;
-          break;
-        }
-        pending += (pending.empty() ? "" : ", ") + dep + " (" + d->status.str() + ")";
-      }
-      const std::string& current = j->reason.str();
-      if (!failed.empty()) {
-        SetJobStatus(*j, "FAILED", "Dependent Job " + failed + " failed");
-      } else if (!pending.empty()) {
-        std::string reason = "Waiting for dependencies: " + pending;
-        if (j->status == "PENDING" && current == reason) continue;
-        SetJobStatus(*j, "PENDING", reason);
-      } else {
-        auto q = resources_.find(j->queue);
-        SetJobStatus(*j, "RUNNABLE", "Waiting for its turn in job queue " +
-                                         (q == resources_.end() ? j->queue : q->second.name));
-      }
-      out.puts.push_back(JobArn(*j));
-    }
+    ResolveDependencies(out, /*implicit_only=*/false);
     // 2. Timeouts.
     for (Job* j : running_) {
       if (j->status == "RUNNING" && j->timeout_ms > 0 && !j->timed_out &&
@@ -819,6 +833,11 @@ void BatchService::SchedulePass() {
         expired.push_back(it->second);
       }
       for (Job* j : expired) {
+        // A child goes with its array: while the parent waits for others, a
+        // missing child would come back as an implicit one after a restart.
+        if (Job* p = j->parent.empty() ? nullptr : FindJob(j->parent); p && !IsTerminal(p->status)) {
+          continue;
+        }
         out.deletes.push_back(JobArn(*j));
         EraseJob(*j);
       }

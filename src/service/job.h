@@ -119,6 +119,11 @@ struct BatchService::Job {
   // Array jobs. A parent is never scheduled: its status follows its children.
   std::string parent;                  // child: the parent's id
   int index = -1;                      // child: AWS_BATCH_JOB_ARRAY_INDEX
+  // Child: it has only ever waited (SUBMITTED, PENDING, RUNNABLE), so it is not
+  // stored and `doc` is empty: its document is its parent's with the child's own
+  // fields (BatchService::ChildDoc), and Load / ApplyChanges make it again from
+  // the parent's record. Its first other change (Doc()) makes it explicit.
+  bool implicit = false;
   int array_size = 0;                  // parent: number of children
   // Parent: children per status (made on first use: most jobs are not parents).
   std::unique_ptr<std::map<std::string, int>> summary_;

@@ -203,6 +203,10 @@ void BatchService::EraseJob(Job& job) {
 json::object& BatchService::Doc(Job& job) {
   auto it = open_docs_.find(&job);
   if (it != open_docs_.end()) return it->second;
+  if (job.implicit) {  // its first change: from now on it has a document of its own
+    job.implicit = false;
+    return open_docs_[&job] = ChildDoc(job);
+  }
   auto doc = ParseJson(codec_->Unpack(job.doc));
   return open_docs_[&job] = doc.ok() && doc->is_object() ? std::move(doc->as_object())
                                                           : json::object();
@@ -212,6 +216,8 @@ json::object BatchService::ReadDoc(const Job& job, json::storage_ptr sp) const {
   json::object doc(sp);
   if (auto it = open_docs_.find(&job); it != open_docs_.end()) {
     doc = it->second;
+  } else if (job.implicit) {
+    doc = ChildDoc(job, sp);
   } else if (auto parsed = ParseJson(codec_->Unpack(job.doc), sp);
              parsed.ok() && parsed->is_object()) {
     doc = std::move(parsed->as_object());
@@ -219,6 +225,81 @@ json::object BatchService::ReadDoc(const Job& job, json::storage_ptr sp) const {
   if (!job.reason.empty()) doc["statusReason"] = job.reason.str();
   else doc.erase("statusReason");
   return doc;
+}
+
+json::object BatchService::ChildDoc(const Job& child, json::storage_ptr sp) const {
+  // The fields a child's document had at SubmitJob that its parent's does not
+  // share, and the parent's own later changes (its status, summary, stop), are
+  // set or dropped here; everything else (definition, container, parameters,
+  // tags, createdAt) is the parent's.
+  json::object doc(sp);
+  if (auto p = jobs_.find(std::string_view(child.parent)); p != jobs_.end()) {
+    doc = ReadDoc(*p->second, sp);
+  }
+  for (auto it = doc.begin(); it != doc.end();) {
+    if (it->key().starts_with("drover:")) it = doc.erase(it);
+    else ++it;
+  }
+  for (const char* k : {"statusReason", "startedAt", "stoppedAt"}) doc.erase(k);
+  doc["jobArn"] = JobArn(child);
+  doc["jobId"] = child.id;
+  doc["status"] = child.status.str();
+  doc["isCancelled"] = false;
+  doc["isTerminated"] = false;
+  doc["arrayProperties"] = json::object({{"index", child.index}}, sp);
+  json::array deps(sp);
+  for (const std::string& d : child.depends_on) deps.push_back(json::object({{"jobId", d}}, sp));
+  doc["dependsOn"] = std::move(deps);
+  return doc;
+}
+
+void BatchService::AddImplicitChildren(Job& parent, const json::object& pdoc,
+                                       bool count_in_parent) {
+  // Dependencies: plain ones (wait for the job, or for a whole array), N_TO_N
+  // (child i waits for child i of another array of the same size), SEQUENTIAL
+  // (child i waits for child i-1 of this array).
+  std::vector<std::string> plain, n_to_n;
+  bool sequential = false;
+  if (const auto* deps = GetArray(pdoc, "dependsOn")) {
+    for (const auto& d : *deps) {
+      std::string_view type = GetString(d.as_object(), "type").value_or("");
+      std::string id(GetString(d.as_object(), "jobId").value_or(""));
+      if (type == "SEQUENTIAL") sequential = true;
+      else if (type == "N_TO_N") n_to_n.push_back(std::move(id));
+      else plain.push_back(std::move(id));
+    }
+  }
+  // Child i's sequence number is its parent's plus (i + 1) strides: the same after
+  // a restart, and kept clear of other servers' numbers (NextSeq).
+  int64_t stride = GetInt(pdoc, "drover:childSeqStride").value_or(1);
+  PooledString submitted(pool_->Intern("SUBMITTED"));
+  std::string prefix = parent.id + ":";
+  for (int i = 0; i < parent.array_size; ++i) {
+    std::string cid = prefix + std::to_string(i);
+    int64_t seq = parent.seq + (i + 1) * stride;
+    next_seq_ = std::max(next_seq_, seq + 1);
+    if (jobs_.contains(cid)) continue;  // it changed state: stored, loaded as it is
+    auto child = std::make_unique<Job>();
+    child->id = std::move(cid);
+    child->queue = parent.queue;
+    child->status = submitted;
+    child->need = parent.need;
+    child->seq = seq;
+    child->depends_on = plain;
+    if (sequential && i > 0) child->depends_on.push_back(prefix + std::to_string(i - 1));
+    for (const std::string& other : n_to_n) {
+      child->depends_on.push_back(other + ":" + std::to_string(i));
+    }
+    child->timeout_ms = parent.timeout_ms;
+    child->max_attempts = parent.max_attempts;
+    child->share = parent.share;
+    child->priority = parent.priority;
+    child->consumables = parent.consumables;
+    child->parent = parent.id;
+    child->index = i;
+    child->implicit = true;
+    AddJob(std::move(child), count_in_parent);
+  }
 }
 
 void BatchService::FlushDocs(std::unordered_map<const Job*, std::string>* texts) {
@@ -274,9 +355,8 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
   // Dependencies: plain ones (wait for the job, or for a whole array), N_TO_N
   // (child i waits for child i of another array of the same size), SEQUENTIAL
   // (child i waits for child i-1 of this array).
-  json::array depends;
-  std::vector<std::string> plain, n_to_n;
-  bool sequential = false;
+  json::array depends;  // (the children's follow from it: AddImplicitChildren)
+  std::vector<std::string> plain;
   if (const auto* deps = GetArray(req, "dependsOn")) {
     if (deps->size() > kMaxDependencies) {
       return Status::Client("A job can depend on at most " + std::to_string(kMaxDependencies) +
@@ -289,7 +369,6 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
       if (type == "SEQUENTIAL") {
         if (!array_size) return Status::Client("A SEQUENTIAL dependency needs an array job");
         if (id) return Status::Client("A SEQUENTIAL dependency takes no jobId");
-        sequential = true;
         depends.push_back(json::object{{"type", "SEQUENTIAL"}});
         continue;
       }
@@ -305,7 +384,6 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
                                 dj->id + " has " + std::to_string(dj->array_size) +
                                 " children, this one " + std::to_string(array_size) + ")");
         }
-        n_to_n.push_back(dj->id);
         depends.push_back(json::object{{"jobId", dj->id}, {"type", "N_TO_N"}});
       } else {
         plain.push_back(dj->id);
@@ -448,48 +526,19 @@ Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {
     return out;
   }
   // An array: the parent is a handle whose status follows its children; the
-  // children are ordinary jobs "<parent>:<index>".
-  json::object child_base = doc;
+  // children are jobs "<parent>:<index>", implicit (job.h) until they start or
+  // are cancelled: the reply waits for one record, not for one per child.
   json::object summary;
   for (const char* st : kJobStates) summary[st] = 0;
   summary["SUBMITTED"] = array_size;
   doc["arrayProperties"] = json::object{{"size", array_size},
                                         {"statusSummary", summary},
                                         {"statusSummaryLastUpdatedAt", clock_.NowMillis()}};
+  doc["drover:childSeqStride"] = cfg_.shared_store ? int64_t{1} << 16 : 1;
   Job& parent = NewJob(std::move(doc), false);
   parent.depends_on = plain;
   out.puts.push_back(arn);
-  for (int64_t i = 0; i < array_size; ++i) {
-    std::string cid = id + ":" + std::to_string(i);
-    std::string carn = arns_.Make(kJob, cid);
-    json::object cdoc = child_base;
-    cdoc["jobArn"] = carn;
-    cdoc["jobId"] = cid;
-    cdoc["arrayProperties"] = json::object{{"index", i}};
-    std::vector<std::string> cdeps = plain;
-    if (sequential && i > 0) cdeps.push_back(id + ":" + std::to_string(i - 1));
-    for (const std::string& other : n_to_n) cdeps.push_back(other + ":" + std::to_string(i));
-    json::array cdep_docs;
-    for (const std::string& d : cdeps) cdep_docs.push_back(json::object{{"jobId", d}});
-    cdoc["dependsOn"] = std::move(cdep_docs);
-    auto child = std::make_unique<Job>();  // made by hand: the same as the parent's but these
-    child->id = cid;
-    child->queue = parent.queue;
-    child->status = PooledString(pool_->Intern("SUBMITTED"));
-    child->need = need;
-    child->seq = NextSeq();
-    child->depends_on = std::move(cdeps);
-    child->timeout_ms = parent.timeout_ms;
-    child->max_attempts = parent.max_attempts;
-    child->share = parent.share;
-    child->priority = parent.priority;
-    child->consumables = parent.consumables;
-    child->parent = id;
-    child->index = static_cast<int>(i);
-    Job& added = AddJob(std::move(child), /*count_in_parent=*/false);
-    open_docs_[&added] = std::move(cdoc);
-    out.puts.push_back(carn);
-  }
+  AddImplicitChildren(parent, Doc(parent), /*count_in_parent=*/false);
   parent.summary()["SUBMITTED"] = static_cast<int>(array_size);
   return out;
 }

@@ -290,6 +290,107 @@ TEST_F(JobsTest, AnArrayRunsItsChildrenAndSummarisesThem) {
   EXPECT_EQ(l["jobSummaryList"].as_array()[0].at("jobId"), json::value(p));
 }
 
+// The job records the store holds (their ids), in no particular order.
+std::set<std::string> StoredJobs(store::Store& store) {
+  std::set<std::string> ids;
+  auto all = store.LoadAll();
+  EXPECT_TRUE(all.ok());
+  for (const auto& r : all.value()) {
+    if (r.kind == "job") ids.insert(r.name);
+  }
+  return ids;
+}
+
+json::object WithoutStatus(json::object doc) {
+  doc.erase("status");
+  doc.erase("statusReason");
+  return doc;
+}
+
+TEST_F(JobsTest, ArrayChildrenAreStoredOnceTheyStartAndMadeAgainFromTheirParentAfterARestart) {
+  // Given a 3-child SEQUENTIAL array with tags: only the parent is stored, and a
+  // child's document is whole (its own id, index, dependency, the parent's container).
+  std::string p = Submit(R"(,"arrayProperties":{"size":3},"dependsOn":[{"type":"SEQUENTIAL"}],
+                            "tags":{"team":"a"})");
+  EXPECT_EQ(StoredJobs(*store_), (std::set<std::string>{p}));
+  json::object c2 = Job(p + ":2");
+  EXPECT_EQ(c2["jobId"], json::value(p + ":2"));
+  EXPECT_TRUE(std::string(c2["jobArn"].as_string()).ends_with("job/" + p + ":2"));
+  EXPECT_EQ(c2["status"], "SUBMITTED");
+  EXPECT_EQ(c2["arrayProperties"], J(R"({"index":2})"));
+  EXPECT_EQ(c2["dependsOn"], J(R"([{"jobId":")" + p + R"(:1"}])"));
+  EXPECT_EQ(c2["container"].at("command"), J(R"(["echo","world"])"));
+  EXPECT_EQ(c2["tags"], J(R"({"team":"a"})"));
+  EXPECT_EQ(c2["isCancelled"], false);
+  // When the first child starts, it is stored; the others, still waiting, are not.
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 1u);
+  EXPECT_EQ(Status(p + ":1"), "PENDING");
+  std::set<std::string> stored = StoredJobs(*store_);
+  EXPECT_TRUE(stored.contains(p + ":0"));
+  EXPECT_FALSE(stored.contains(p + ":1"));
+  // After a restart every child is back: the started one as it was, the others made
+  // again from the parent, in the same order and with the same documents.
+  json::object c1 = Job(p + ":1");
+  auto children = Ok("ListJobs", R"({"arrayJobId":")" + p + R"(","jobStatus":"PENDING"})");
+  BatchService again(ServiceConfig{}, *store_, clock_, ids_);
+  ASSERT_TRUE(again.Load().ok());
+  auto d = again.CallSync("DescribeJobs", J(R"({"jobs":[")" + p + R"(:0",")" + p + R"(:1",")" +
+                                             p + R"(:2"]})"));
+  ASSERT_TRUE(d.ok());
+  const auto& jobs = d.value()["jobs"].as_array();
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(jobs[0].at("status"), "RUNNING");
+  EXPECT_EQ(jobs[1].at("status"), "SUBMITTED");  // (until the new server's first pass)
+  EXPECT_EQ(WithoutStatus(jobs[1].as_object()), WithoutStatus(c1));
+  EXPECT_EQ(jobs[2].at("tags"), J(R"({"team":"a"})"));
+  EXPECT_EQ(jobs[2].at("dependsOn"), J(R"([{"jobId":")" + p + R"(:1"}])"));
+  auto l = again.CallSync("ListJobs", J(R"({"arrayJobId":")" + p + R"(","jobStatus":"SUBMITTED"})"));
+  ASSERT_TRUE(l.ok());
+  ASSERT_EQ(l.value()["jobSummaryList"].as_array().size(), 2u);
+  EXPECT_EQ(l.value()["jobSummaryList"].as_array()[0].at("jobId"), json::value(p + ":1"));
+  EXPECT_EQ(children["jobSummaryList"].as_array().size(), 2u);
+  // A new job's sequence number comes after every child's: it lists last.
+  auto sub = again.CallSync("SubmitJob", J(R"({"jobName":"later","jobQueue":"q","jobDefinition":"jd"})"));
+  ASSERT_TRUE(sub.ok());
+  auto all = again.CallSync("ListJobs", J(R"({"jobQueue":"q","jobStatus":"SUBMITTED"})"));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all.value()["jobSummaryList"].as_array().back().at("jobName"), "later");
+}
+
+TEST_F(JobsTest, TaggingAnArrayParentLeavesItsChildrensTagsAsTheyWere) {
+  std::string p = Submit(R"(,"arrayProperties":{"size":2},"tags":{"team":"a"})");
+  Ok("TagResource", R"({"resourceArn":")" + std::string(Job(p)["jobArn"].as_string()) +
+                        R"(","tags":{"team":"b"}})");
+  EXPECT_EQ(Job(p)["tags"], J(R"({"team":"b"})"));
+  EXPECT_EQ(Job(p + ":1")["tags"], J(R"({"team":"a"})"));
+  BatchService again(ServiceConfig{}, *store_, clock_, ids_);
+  ASSERT_TRUE(again.Load().ok());
+  auto d = again.CallSync("DescribeJobs", J(R"({"jobs":[")" + p + R"(:1"]})"));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d.value()["jobs"].as_array().at(0).at("tags"), J(R"({"team":"a"})"));
+}
+
+TEST_F(JobsTest, FinishedChildrenOfAnUnfinishedArrayOutliveTheRetentionPeriod) {
+  // Given an array of 3 on 2 vCPUs: child 0 succeeds, child 1 still runs.
+  std::string p = Submit(R"(,"arrayProperties":{"size":3})");
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 2u);
+  Exit(exec_.started[0], 0);
+  EXPECT_EQ(Status(p + ":0"), "SUCCEEDED");
+  // Past the retention period the finished child stays while its array goes on,
+  // and a restart does not bring it back as a new child.
+  clock_.Advance(7LL * 24 * 3600 * 1000 + 61 * 1000);
+  svc_->SchedulePass();
+  EXPECT_EQ(Status(p + ":0"), "SUCCEEDED");
+  BatchService again(ServiceConfig{}, *store_, clock_, ids_);
+  ASSERT_TRUE(again.Load().ok());
+  auto d = again.CallSync("DescribeJobs", J(R"({"jobs":[")" + p + R"(:0"]})"));
+  ASSERT_TRUE(d.ok());
+  ASSERT_EQ(d.value()["jobs"].as_array().size(), 1u);
+  EXPECT_EQ(d.value()["jobs"].as_array()[0].at("status"), "SUCCEEDED");
+}
+
 TEST_F(JobsTest, SequentialArraysRunOneChildAfterAnother) {
   std::string p = Submit(R"(,"arrayProperties":{"size":3},"dependsOn":[{"type":"SEQUENTIAL"}])");
   svc_->SchedulePass();

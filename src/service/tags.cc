@@ -1,5 +1,6 @@
 // Tags on every taggable resource, addressed by ARN.
 #include "service/batch_service.h"
+#include "service/job.h"
 
 namespace drover::service {
 namespace {
@@ -17,6 +18,14 @@ Result<json::object*> BatchService::TagsOf(const std::string& arn) {
   if (auto it = resources_.find(arn); it != resources_.end() && Taggable(it->second.kind)) {
     doc = &it->second.doc;
   } else if (Job* j = arn.starts_with("arn:") ? FindJob(arn) : nullptr) {
+    // An array's implicit children show its tags: they keep those they had.
+    for (int i = 0; i < j->array_size; ++i) {
+      Job* c = FindJob(j->id + ":" + std::to_string(i));
+      if (c && c->implicit) {
+        Doc(*c);
+        dirty_.insert(JobArn(*c));
+      }
+    }
     doc = &Doc(*j);
   }
   if (!doc) return Status::Client("Resource " + arn + " does not exist or can't be tagged");
