@@ -163,5 +163,29 @@ TEST_F(ClusterTest, ListingsOnBothServersHaveEveryJobOnceInCreationOrder) {
   }
 }
 
+TEST_F(ClusterTest, AFollowerSeesAnArraysUnstoredChildrenAsTheLeaderDoes) {
+  // An array submitted to the follower: the leader makes its children RUNNABLE and
+  // starts one (1 vCPU) without storing the others; the follower shows them RUNNABLE
+  // too, and the started one as the leader stored it.
+  std::string p(Ok(follower(), "SubmitJob",
+                   R"({"jobName":"a","jobQueue":"q","jobDefinition":"jd","arrayProperties":{"size":3}})")
+                    ["jobId"].as_string());
+  EXPECT_EQ(Status(follower(), p + ":2"), "SUBMITTED");
+  Sync();
+  leader().SchedulePass();  // SUBMITTED -> RUNNABLE, and one placed
+  leader().SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 1u);
+  std::string started = exec_.started[0];
+  Sync();
+  EXPECT_EQ(Status(follower(), started), "STARTING");
+  for (int i = 0; i < 3; ++i) {
+    std::string c = p + ":" + std::to_string(i);
+    if (c != started) EXPECT_EQ(Status(follower(), c), "RUNNABLE") << c;
+    EXPECT_EQ(Status(leader(), c), Status(follower(), c)) << c;
+  }
+  auto l = Ok(follower(), "ListJobs", R"({"arrayJobId":")" + p + R"(","jobStatus":"RUNNABLE"})");
+  EXPECT_EQ(l["jobSummaryList"].as_array().size(), 2u);
+}
+
 }  // namespace
 }  // namespace drover::service
