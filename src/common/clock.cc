@@ -26,7 +26,9 @@ std::mt19937_64& Rng() {
 
 std::string RandomIds::Uuid() {
   uint64_t hi = Rng()(), lo = Rng()();
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  uint64_t ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count());
+  hi = (ms << 16) | (hi & 0x0fff) | 0x7000;  // version 7
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
   char buf[37];
   std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx",

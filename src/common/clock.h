@@ -39,7 +39,12 @@ class FakeClock final : public Clock {
 class IdGenerator {
  public:
   virtual ~IdGenerator() = default;
-  // A random (version 4) UUID in canonical lower-case text form.
+  // A UUID in canonical lower-case text form: version 7 (RFC 9562), 48 bits of
+  // Unix milliseconds then 74 random bits. Job ids are store keys: ids that grow
+  // with time are inserted at the end of the store's key index instead of at
+  // random pages of it (with a million jobs stored, SubmitJob's p99 fell from about
+  // 70 to 20 ms; docs/performance.md).
+  // FakeIds (tests) keep the version-4 layout.
   virtual std::string Uuid() = 0;
   // `n` characters drawn from `alphabet` (for access keys and secrets).
   virtual std::string Token(size_t n, std::string_view alphabet) = 0;

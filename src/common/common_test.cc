@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/json.h"
@@ -28,17 +30,21 @@ TEST(StatusTest, ResultCarriesValueOrStatus) {
   EXPECT_EQ(r.status().message(), "odd");
 }
 
-TEST(ClockTest, RandomUuidsAreVersion4AndDistinct) {
+TEST(ClockTest, RandomUuidsAreVersion7DistinctAndInTimeOrder) {
   RandomIds ids;
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
     std::string u = ids.Uuid();
     ASSERT_EQ(u.size(), 36u);
-    EXPECT_EQ(u[14], '4');
+    EXPECT_EQ(u[14], '7');
     EXPECT_TRUE(u[19] == '8' || u[19] == '9' || u[19] == 'a' || u[19] == 'b') << u;
     seen.insert(u);
   }
   EXPECT_EQ(seen.size(), 1000u);
+  // One made a few milliseconds later sorts after every earlier one (their text too).
+  std::string before = *seen.rbegin();
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  EXPECT_GT(ids.Uuid(), before);
 }
 
 TEST(ClockTest, FakeIdsAreDeterministic) {
