@@ -43,6 +43,8 @@ class DocCodec {
 
  private:
   const Dict* DictFor(std::string_view key, std::string_view text);
+  const Dict* DictLocked(std::string_view key, std::string_view text);
+  const uint64_t id_;  // (a codec at a freed one's address is another codec)
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::unique_ptr<Dict>> dicts_;
 };

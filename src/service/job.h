@@ -2,6 +2,8 @@
 // job's AWS-shaped document. Private to the service module.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,12 +30,35 @@ inline bool IsTerminal(std::string_view status) {
 // holds a pointer. Thread-safe: Load interns from several threads.
 class StringPool {
  public:
+  StringPool() : id_(NextId()) {}
+  // Each thread remembers what it interned last in this pool: Load interns a
+  // few strings per job from several threads, mostly the same few.
   const std::string* Intern(std::string_view s) {
-    std::lock_guard<std::mutex> l(mu_);
-    return &*strings_.emplace(s).first;
+    struct Recent {
+      uint64_t pool = 0;
+      const std::string* last[4] = {};
+    };
+    thread_local Recent recent;
+    if (recent.pool != id_) recent = Recent{id_, {}};
+    for (const std::string* p : recent.last) {
+      if (p && *p == s) return p;
+    }
+    const std::string* p;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      p = &*strings_.emplace(s).first;
+    }
+    std::move_backward(recent.last, recent.last + 3, recent.last + 4);
+    recent.last[0] = p;
+    return p;
   }
 
  private:
+  static uint64_t NextId() {
+    static std::atomic<uint64_t> next{1};
+    return next++;
+  }
+  const uint64_t id_;  // (a pool at a freed one's address is another pool)
   std::mutex mu_;
   std::unordered_set<std::string> strings_;  // nodes: their addresses never change
 };
