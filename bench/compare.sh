@@ -58,6 +58,10 @@ step() {
   echo "# config: quick=$quick requests=$requests repeats=$repeats connections=$connections list_jobs=$list_jobs dispatch_jobs=$dispatch_jobs array_size=$array_size latency_jobs=$latency_jobs floor_n=$floor_n moto_requests=$moto_requests slurm_submits=$SLURM_SUBMITS slurm_drain_jobs=$SLURM_DRAIN_JOBS slurm_latency_jobs=$SLURM_LATENCY_JOBS slurm_array=$SLURM_ARRAY scale=$scale scale_depth=$scale_depth"
   echo "# machine: cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1); cores=$(nproc); memory=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo); kernel=$(uname -r); debian=$(cat /etc/debian_version); commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+dirty'); loadavg_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$raw"
+# CPU time the hypervisor gave to other guests during the run (/proc/stat "steal"):
+# on a shared VM it explains a slow run better than the load average does.
+cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9 }' /proc/stat; }
+read -r ticks_start steal_start < <(cpu_ticks)
 
 run_drover_scenarios() {
   say "1. SubmitJob throughput, DescribeJobs(100)"
@@ -135,6 +139,8 @@ case "$only" in
 esac
 
 echo "# loadavg_at_end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw"
+read -r ticks_end steal_end < <(cpu_ticks)
+echo "# steal_pct: $(( (steal_end - steal_start) * 100 / (ticks_end - ticks_start + 1) ))" >>"$raw"
 python3 bench/report.py "$raw" "$out"
 echo "wrote $out" >&2
 if [ "${NO_DOCS:-0}" != 1 ]; then

@@ -70,7 +70,9 @@ def main():
         notes.update(n2)
         m = dict(kv.split("=", 1) for kv in m2.get("machine", "").split("; ") if "=" in kv)
         later.append(f"{extra.split('/')[-1][:-4]} (load average {m.get('loadavg_at_start', '?')} "
-                     f"at its start, {m2.get('loadavg_at_end', '?')} at its end) for "
+                     f"at its start, {m2.get('loadavg_at_end', '?')} at its end"
+                     + (f", {m2['steal_pct']} % of the CPU time stolen by the hypervisor"
+                        if 'steal_pct' in m2 else "") + ") for "
                      + ", ".join(sorted({k.split('_')[0] for k in f2})) + " figures")
 
     def get(k):
@@ -186,8 +188,9 @@ def main():
         f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, {mach.get('memory', '?')}, "
         f"kernel {mach.get('kernel', '?')}, Debian {mach.get('debian', '?')}, Drover commit "
         f"{mach.get('commit', '?')}; load average {mach.get('loadavg_at_start', '?')} at the start, "
-        f"{meta.get('loadavg_at_end', '?')} at the end "
-        "(the machine is shared with other builds: ratios within the run matter more than absolutes).",
+        f"{meta.get('loadavg_at_end', '?')} at the end"
+        + (f", {meta['steal_pct']} % of the CPU time stolen by the hypervisor" if 'steal_pct' in meta else "")
+        + " (the machine is shared with other builds: ratios within the run matter more than absolutes).",
         "",
         "Figures are medians over the repeats (spread min–max in parentheses). Ratio = Drover ÷ peer "
         "(rates: higher is better for Drover; latencies and times: lower is better).",

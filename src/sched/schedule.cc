@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
+#include <tuple>
 
 namespace drover::sched {
 namespace {
@@ -124,6 +126,27 @@ class Pass {
       }
     }
     double reserve = share_active ? std::pow(q.compute_reservation, active) : 0;
+    // A job like one that could not be placed since the last placement cannot be
+    // placed either, and waits for the same reason: a deep queue's window is then
+    // a lookup per job instead of a walk over the compute environments and a
+    // reason formatted each time.
+    const Resources& n = j.need;
+    Failure key{&q, n.vcpus, n.memory_mib, n.gpus, reserve};
+    if (auto f = failed_.find(key); f != failed_.end()) {
+      if (f->second) Wait(j, *f->second);
+      return false;
+    }
+    std::optional<std::string> reason = Place(q, j, reserve);
+    if (!reason) return true;
+    if (!reason->empty()) Wait(j, *reason);
+    failed_.emplace(key, reason->empty() ? std::optional<std::string>()
+                                         : std::optional<std::string>(std::move(*reason)));
+    return false;
+  }
+
+  // Places `j` on the first compute environment of `q` with room (nullopt), or
+  // says why it waits ("" when it waits for no reason worth a message).
+  std::optional<std::string> Place(const QueueView& q, const JobView& j, double reserve) {
     std::string never, busy;
     bool any_usable = false, could_fit = false;
     const Resources& cap = snap_.host.capacity;
@@ -169,7 +192,8 @@ class Pass {
         host_used_.gpus += n.gpus;
         for (const auto& [name, qty] : j.consumables) consumables_[name].available -= qty;
         plan_.start.push_back({j.id, ce.arn, j.handle});
-        return true;
+        failed_.clear();  // usage changed: what failed may fit elsewhere or say otherwise
+        return std::nullopt;
       }
       if (busy.empty()) {
         // Stable text (no live usage numbers): a reason changes only when the cause does.
@@ -182,15 +206,10 @@ class Pass {
                                ") is busy with other jobs");
       }
     }
-    if (could_fit || (!busy.empty() && never.empty())) {
-      Wait(j, busy);
-    } else if (!never.empty()) {
-      Wait(j, never);
-    } else if (!any_usable) {
-      Wait(j, "Waiting: no compute environment of job queue " + q.name +
-                                      " is ENABLED");
-    }
-    return false;
+    if (could_fit || (!busy.empty() && never.empty())) return busy;
+    if (!never.empty()) return never;
+    if (!any_usable) return "Waiting: no compute environment of job queue " + q.name + " is ENABLED";
+    return std::string();
   }
 
   void Wait(const JobView& j, std::string reason) {
@@ -201,6 +220,19 @@ class Pass {
   std::map<std::string, CeView> ces_;  // usage grows as we place
   Resources host_used_;
   std::map<std::string, Consumable> consumables_;
+  // Jobs that could not be placed since the last placement, by queue and need,
+  // and why they wait (none: no message).
+  struct Failure {
+    const QueueView* q;
+    double vcpus;
+    int64_t memory_mib, gpus;
+    double reserve;
+    bool operator<(const Failure& o) const {
+      return std::tie(q, vcpus, memory_mib, gpus, reserve) <
+             std::tie(o.q, o.vcpus, o.memory_mib, o.gpus, o.reserve);
+    }
+  };
+  std::map<Failure, std::optional<std::string>> failed_;
   Plan plan_;
 };
 

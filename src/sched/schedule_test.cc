@@ -56,6 +56,34 @@ TEST_F(ScheduleTest, SmallJobsBackfillBehindABigOne) {
   EXPECT_NE(plan.find("wait big(Waiting for capacity"), std::string::npos) << plan;
 }
 
+TEST_F(ScheduleTest, ADeepQueueOfLikeJobsWaitsAlikeAndStillBackfills) {
+  // Given a full CE and 50 like 3-vCPU jobs, then 1-vCPU jobs behind them: each
+  // big one waits with the same reason, the small ones start, and the
+  // first small one's placement does not stop the second from being tried.
+  snap_.ces["a"].used = {2, 0, 0};
+  snap_.host.used = {2, 0, 0};
+  for (int i = 0; i < 50; ++i) Job("big" + std::to_string(i), "q1", 3);
+  Job("small1", "q1", 1);
+  Job("big50", "q1", 3);
+  Job("small2", "q1", 1);
+  Job("small3", "q1", 1);
+  Plan plan = Schedule(snap_);
+  ASSERT_EQ(plan.start.size(), 2u) << PlanToString(plan);
+  EXPECT_EQ(plan.start[0].job_id, "small1");
+  EXPECT_EQ(plan.start[1].job_id, "small2");
+  ASSERT_EQ(plan.wait.size(), 52u);
+  for (const auto& w : plan.wait) {
+    if (w.job_id == "small3") {
+      EXPECT_EQ(w.reason, "Waiting for capacity: the job needs 1 vCPU, 256 MiB; compute "
+                          "environment a is at its maxvCpus (4)");
+    } else {
+      EXPECT_EQ(w.reason, "Waiting for capacity: the job needs 3 vCPU, 256 MiB; compute "
+                          "environment a is at its maxvCpus (4)")
+          << w.job_id;
+    }
+  }
+}
+
 TEST_F(ScheduleTest, JobsThatCanNeverFitSaySo) {
   Job("huge", "q1", 8);
   Job("fat", "q1", 1, 100000);
