@@ -384,6 +384,15 @@ class DroverTestCase(unittest.TestCase):
                       % (rc, self.server.log()[-2000:]))
         super().tearDown()
 
+    def kill_and_restart_server(self):
+        """SIGKILLs this class's server (nothing flushed, nothing handed over), starts
+        it again on the same data dir and points the class's clients at it."""
+        self.server.kill()
+        self.server.start()
+        cls = type(self)
+        cls.batch = self.server.client()
+        cls.raw = self.server.client(config=RAW)
+
     def restart_server(self, check=True):
         """Stops (SIGTERM) and starts this class's server on the same data dir and
         points the class's clients at its new port. Returns the exit code of the

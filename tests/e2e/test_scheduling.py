@@ -277,6 +277,29 @@ class ArrayJobTest(SchedulingTestCase):
             self.assertEqual((c["status"], len(c["attempts"]), c["container"].get("exitCode")),
                              ("SUCCEEDED", 1, 0), cid)
 
+    def test_an_array_cut_by_a_sigkill_runs_each_child_exactly_once(self):
+        """Given an array of 8 running one child at a time, a SIGKILL of the server after 3 children finished and a restart: the children that had not started are back whole (index, definition, command), and every child runs exactly once (one attempt each), the parent SUCCEEDED=8."""
+        ce = self.new_ce(1)   # VCPU 1 each: one child at a time
+        queue = self.new_queue(ce)
+        jd = self.new_jd(["sh", "-c", "sleep 0.2"], vcpus="1", memory="16")
+        parent = self.submit(queue, jd, arrayProperties={"size": 8})
+        self.wait_for("3 children SUCCEEDED", lambda: self.describe(parent)[
+            "arrayProperties"]["statusSummary"]["SUCCEEDED"] >= 3)
+        self.kill_and_restart_server()
+        last = self.describe("%s:7" % parent)
+        self.assertIn(last["status"], ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"))
+        self.assertEqual(last["arrayProperties"], {"index": 7})
+        self.assertEqual(last["jobDefinition"], self.describe(parent)["jobDefinition"])
+        self.assertEqual(last["container"]["command"], ["sh", "-c", "sleep 0.2"])
+        self.assertEqual(self.wait_done(parent)["status"], "SUCCEEDED")
+        self.assertEqual(self.describe(parent)["arrayProperties"]["statusSummary"],
+                         summary_of(SUCCEEDED=8))
+        details = self.describe_all(self.children(parent, 8))
+        for i in range(8):
+            child = details["%s:%d" % (parent, i)]
+            self.assertEqual(child["status"], "SUCCEEDED", child)
+            self.assertEqual(len(child["attempts"]), 1, child)
+
     def test_each_child_sees_its_own_array_index(self):
         """Given an array of 5 echoing AWS_BATCH_JOB_ARRAY_INDEX and AWS_BATCH_JOB_ID, each child's log stream should hold its own index and its own `<parent>:<index>` id."""
         ce = self.new_ce(2)
