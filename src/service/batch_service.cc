@@ -247,17 +247,30 @@ Status BatchService::Load() {
     resources_[res.arn] = std::move(res);
   }
   parsed.clear();
-  // In creation order (the index's ordered sets then grow at their ends), parents
-  // first, so that children count in their summaries whatever the order.
-  std::sort(loaded.begin(), loaded.end(),
-            [](const auto& a, const auto& b) { return a->seq < b->seq; });
-  if (!loaded.empty()) next_seq_ = std::max(next_seq_, loaded.back()->seq + 1);
+  // The id map and the other indexes are independent: another thread fills the
+  // map (a cache miss or three per id) while this one builds the rest in creation
+  // order (the ordered sets then grow at their ends). Children count in their
+  // parents' summaries once both are done.
+  std::vector<Job*> by_seq;
+  by_seq.reserve(loaded.size());
+  for (const auto& job : loaded) by_seq.push_back(job.get());
+  std::thread by_id([&] {
+    for (auto& job : loaded) {
+      std::string_view id(job->id);
+      jobs_.emplace(id, std::move(job));
+    }
+  });
+  std::sort(by_seq.begin(), by_seq.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
+  if (!by_seq.empty()) next_seq_ = std::max(next_seq_, by_seq.back()->seq + 1);
   std::vector<Job*> parents;
-  for (auto& job : loaded) {
-    if (job->array_size > 0) parents.push_back(&AddJob(std::move(job), false));
+  for (Job* j : by_seq) {
+    IndexJob(j);
+    if (j->array_size > 0) parents.push_back(j);
   }
-  for (auto& job : loaded) {
-    if (job) AddJob(std::move(job), true);
+  by_id.join();
+  for (Job* j : by_seq) {
+    if (j->parent.empty()) continue;
+    if (Job* p = FindJob(j->parent)) ++p->summary()[j->status];
   }
   // Array children that have only waited are not stored: made again from their
   // parents (every child of a finished array changed, and is stored).

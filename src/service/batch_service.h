@@ -198,6 +198,7 @@ class BatchService {
   // parent's summary when `count_in_parent`).
   std::unique_ptr<Job> MakeJob(const json::object& doc, int64_t seq);
   Job& AddJob(std::unique_ptr<Job> job, bool count_in_parent);
+  void IndexJob(Job* job);  // AddJob's part without jobs_ and the parent's summary
   // A new job (SubmitJob): a sequence number, indexed, its document open.
   Job& NewJob(json::object doc, bool count_in_parent);
   void EraseJob(Job& job);  // from every index (its parent's summary untouched)

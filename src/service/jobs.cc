@@ -170,6 +170,12 @@ BatchService::Job& BatchService::AddJob(std::unique_ptr<Job> job, bool count_in_
   if (count_in_parent && !raw->parent.empty()) {
     if (Job* p = FindJob(raw->parent)) ++p->summary()[raw->status];
   }
+  IndexJob(raw);
+  jobs_.emplace(std::string_view(raw->id), std::move(job));
+  return *raw;
+}
+
+void BatchService::IndexJob(Job* raw) {
   if ((raw->status == "SUBMITTED" || raw->status == "PENDING") && raw->array_size == 0) {
     waiting_.insert(raw);
   }
@@ -180,8 +186,6 @@ BatchService::Job& BatchService::AddJob(std::unique_ptr<Job> job, bool count_in_
   if (raw->status == "STARTING" || raw->status == "RUNNING") running_.insert(raw);
   job_order_.emplace_hint(job_order_.end(), raw->seq, raw);
   if (IsTerminal(raw->status)) finished_.insert({raw->stopped_at, raw});
-  jobs_.emplace(std::string_view(raw->id), std::move(job));
-  return *raw;
 }
 
 BatchService::Job& BatchService::NewJob(json::object doc, bool count_in_parent) {
