@@ -230,8 +230,9 @@ class BatchService {
   // Takes or gives back the consumable resources a job's attempt holds.
   void HoldConsumables(Job& job, bool hold);
   // SUBMITTED / PENDING jobs whose dependencies changed move on (or fail). A
-  // follower does it for implicit array children only, which it does not store.
-  void ResolveDependencies(Outcome& out, bool implicit_only);
+  // follower moves its waiting jobs too, since the leader does not store those
+  // moves, but leaves failures (a stored change) to the leader.
+  void ResolveDependencies(Outcome& out, bool follower);
   void DecayShareHistory(int64_t now);
   void FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& out);
   sched::Snapshot BuildSnapshot();

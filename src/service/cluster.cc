@@ -23,7 +23,7 @@ void BatchService::SetLeading(bool leading) {
   leading_ = leading;
   if (!leading) {
     Outcome none;
-    ResolveDependencies(none, /*implicit_only=*/true);
+    ResolveDependencies(none, /*follower=*/true);
     return;
   }
   // The GPUs free now: those no attempt started by the previous leader holds.
@@ -102,9 +102,9 @@ void BatchService::ApplyChanges(const store::Changes& changes) {
           Resource{r.kind, r.key, r.name, r.revision, r.seq, std::move(doc->as_object())};
     }
     wake = leading_;
-    if (!leading_) {  // what the leader does not store: its implicit children moving on
+    if (!leading_) {  // what the leader does not store: waiting jobs moving on
       Outcome none;
-      ResolveDependencies(none, /*implicit_only=*/true);
+      ResolveDependencies(none, /*follower=*/true);
     }
   }
   if (wake) Wake();

@@ -136,10 +136,16 @@ std::string BatchService::QueueKey(const Job& j) { return j.queue.str() + '\n' +
 
 void BatchService::SetJobStatus(Job& job, std::string_view status, std::string reason,
                                 bool refresh_parent) {
-  // An implicit array child that still only waits stays implicit: the index
-  // changes, its document (made from its parent's) follows.
-  bool waits = status == "SUBMITTED" || status == "PENDING" || status == "RUNNABLE";
-  json::object* doc = job.implicit && waits ? nullptr : &Doc(job);
+  // A move between the waiting states (SUBMITTED, PENDING, RUNNABLE) is not
+  // stored: it follows from the dependencies and is worked out again after a
+  // restart (and by followers). Only the index changes, unless the document is
+  // open for another change anyway; an implicit array child stays implicit.
+  auto waiting = [](std::string_view s) {
+    return s == "SUBMITTED" || s == "PENDING" || s == "RUNNABLE";
+  };
+  bool index_only = waiting(status) && waiting(job.status.str()) &&
+                    (job.implicit || !open_docs_.contains(&job));
+  json::object* doc = index_only ? nullptr : &Doc(job);
   if (job.status == "RUNNABLE" && status != "RUNNABLE") {
     auto it = runnable_.find(QueueKey(job));
     if (it != runnable_.end()) it->second.erase(&job);
@@ -169,7 +175,10 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   } else {
     waiting_.erase(&job);
   }
-  if (status == "RUNNABLE" && doc) (*doc)["drover:runnableAt"] = clock_.NowMillis();
+  if (status == "RUNNABLE") {
+    job.runnable_at = clock_.NowMillis();
+    if (doc) (*doc)["drover:runnableAt"] = job.runnable_at;
+  }
   if (IsTerminal(status)) {  // (never implicit: `doc` is open)
     if (!doc->contains("stoppedAt")) (*doc)["stoppedAt"] = clock_.NowMillis();
     finished_.erase({job.stopped_at, &job});
@@ -694,11 +703,10 @@ void BatchService::PersistSync(Outcome out) {
   f.wait();
 }
 
-void BatchService::ResolveDependencies(Outcome& out, bool implicit_only) {
+void BatchService::ResolveDependencies(Outcome& out, bool follower) {
   std::vector<Job*> waiting(waiting_.begin(), waiting_.end());
   std::sort(waiting.begin(), waiting.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
   for (Job* j : waiting) {
-    if (implicit_only && !j->implicit) continue;
     std::string failed, pending;
     for (const std::string& dep : j->depends_on) {
       Job* d = FindJob(dep);
@@ -711,20 +719,20 @@ void BatchService::ResolveDependencies(Outcome& out, bool implicit_only) {
     }
     const std::string& current = j->reason.str();
     if (!failed.empty()) {
-      if (implicit_only) continue;  // a change to store: the leader's
+      if (follower) continue;  // a change to store: the leader's
       SetJobStatus(*j, "FAILED", "Dependent Job " + failed + " failed");
     } else if (!pending.empty()) {
       std::string reason = "Waiting for dependencies: " + pending;
       if (j->status == "PENDING" && current == reason) continue;
-      SetJobStatus(*j, "PENDING", reason, !implicit_only);
+      SetJobStatus(*j, "PENDING", reason, !follower);
     } else {
       auto q = resources_.find(j->queue);
       SetJobStatus(*j, "RUNNABLE",
                    "Waiting for its turn in job queue " +
                        (q == resources_.end() ? j->queue : q->second.name),
-                   !implicit_only);
+                   !follower);
     }
-    if (!j->implicit) out.puts.push_back(JobArn(*j));
+    if (open_docs_.contains(j)) out.puts.push_back(JobArn(*j));  // (else nothing to store)
   }
 }
 
@@ -743,7 +751,7 @@ void BatchService::SchedulePass() {
     // 0. CancelJob / TerminateJob that followers handed over (cluster.cc).
     ApplyJobRequests(out);
     // 1. Dependencies: SUBMITTED and PENDING jobs move on or fail.
-    ResolveDependencies(out, /*implicit_only=*/false);
+    ResolveDependencies(out, /*follower=*/false);
     // 2. Timeouts.
     for (Job* j : running_) {
       if (j->status == "RUNNING" && j->timeout_ms > 0 && !j->timed_out &&

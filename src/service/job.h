@@ -134,6 +134,7 @@ struct BatchService::Job {
   bool timed_out = false;        // the attempt ran past its timeout (retry rules apply)
   bool retried = false;          // goes to the front of its queue
   int64_t reason_since = 0;      // RUNNABLE: when the current wait reason began
+  int64_t runnable_at = 0;       // RUNNABLE: since when (GetJobQueueSnapshot)
   JobReason reason;              // statusReason (the document's is overwritten with it)
   // Fair share and consumable resources.
   PooledString share;    // shareIdentifier
@@ -148,6 +149,9 @@ struct BatchService::Job {
   // stored and `doc` is empty: its document is its parent's with the child's own
   // fields (BatchService::ChildDoc), and Load / ApplyChanges make it again from
   // the parent's record. Its first other change (Doc()) makes it explicit.
+  // (Any job's moves between the waiting states are not stored either: `status`
+  // is the truth, the document's is overwritten with it, and a restart or a
+  // follower works them out again from the dependencies.)
   bool implicit = false;
   int array_size = 0;                  // parent: number of children
   // Parent: children per status (made on first use: most jobs are not parents).

@@ -135,6 +135,7 @@ std::unique_ptr<BatchService::Job> BatchService::MakeJob(const json::object& doc
   job->terminate_reason = std::string(GetString(doc, "drover:terminateReason").value_or(""));
   job->started_at = GetInt(doc, "startedAt").value_or(0);
   job->stopped_at = GetInt(doc, "stoppedAt").value_or(0);
+  if (job->status == "RUNNABLE") job->runnable_at = GetInt(doc, "drover:runnableAt").value_or(0);
   job->retried = job->attempts > 0 && job->status == "RUNNABLE";
   job->share = PooledString(pool_->Intern(GetString(doc, "shareIdentifier").value_or("")));
   job->priority = GetInt(doc, "schedulingPriority").value_or(0);
@@ -212,8 +213,11 @@ json::object& BatchService::Doc(Job& job) {
     return open_docs_[&job] = ChildDoc(job);
   }
   auto doc = ParseJson(codec_->Unpack(job.doc));
-  return open_docs_[&job] = doc.ok() && doc->is_object() ? std::move(doc->as_object())
-                                                          : json::object();
+  json::object& open = open_docs_[&job] = doc.ok() && doc->is_object()
+                                               ? std::move(doc->as_object())
+                                               : json::object();
+  open["status"] = job.status.str();  // (moves between waiting states are not stored)
+  return open;
 }
 
 json::object BatchService::ReadDoc(const Job& job, json::storage_ptr sp) const {
@@ -226,6 +230,7 @@ json::object BatchService::ReadDoc(const Job& job, json::storage_ptr sp) const {
              parsed.ok() && parsed->is_object()) {
     doc = std::move(parsed->as_object());
   }
+  doc["status"] = job.status.str();  // (moves between waiting states are not stored)
   if (!job.reason.empty()) doc["statusReason"] = job.reason.str();
   else doc.erase("statusReason");
   return doc;
@@ -748,8 +753,9 @@ Result<BatchService::Outcome> BatchService::GetJobQueueSnapshot(const json::obje
     json::object doc = ReadDoc(*runnable[i]);
     jobs.push_back(json::object{
         {"jobArn", JobArn(*runnable[i])},
-        {"earliestTimeAtPosition", GetInt(doc, "drover:runnableAt").value_or(
-                                       GetInt(doc, "createdAt").value_or(0))}});
+        {"earliestTimeAtPosition", runnable[i]->runnable_at
+                                       ? runnable[i]->runnable_at
+                                       : GetInt(doc, "createdAt").value_or(0)}});
   }
   Outcome out;
   out.response["frontOfQueue"] =
