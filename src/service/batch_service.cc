@@ -339,8 +339,15 @@ void BatchService::Call(std::string_view operation, json::value request, Reply d
   Persist(std::move(out).value(), std::move(done));  // under mu_: store order = memory order
   l.unlock();
   if (wake && defer) {
-    std::lock_guard<std::mutex> s(sched_mu_);
-    sched_deferred_ = true;  // the scheduler loop's timer picks it up
+    // A pass within kBlockedPassInterval: the loop may be asleep until its 1 s tick,
+    // so the first deferral since the last pass wakes it to shorten its wait.
+    bool first;
+    {
+      std::lock_guard<std::mutex> s(sched_mu_);
+      first = !sched_deferred_;
+      sched_deferred_ = true;
+    }
+    if (first) sched_cv_.notify_one();
   } else if (wake) {
     Wake();
   }
