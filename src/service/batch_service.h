@@ -232,7 +232,9 @@ class BatchService {
   // SUBMITTED / PENDING jobs whose dependencies changed move on (or fail). A
   // follower moves its waiting jobs too, since the leader does not store those
   // moves, but leaves failures (a stored change) to the leader.
-  void ResolveDependencies(Outcome& out, bool follower);
+  // Works through a slice of them; true when more are left and this slice moved
+  // some on (the next slice should follow at once).
+  bool ResolveDependencies(Outcome& out, bool follower);
   void DecayShareHistory(int64_t now);
   void FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& out);
   sched::Snapshot BuildSnapshot();
@@ -297,7 +299,17 @@ class BatchService {
   std::unordered_map<const Job*, json::object> open_docs_;      // being changed (Doc())
   std::unique_ptr<DocCodec> codec_ = std::make_unique<DocCodec>();  // replaced by Load()
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
-  std::unordered_set<Job*> waiting_;  // SUBMITTED / PENDING jobs (not array parents)
+  // SUBMITTED / PENDING jobs (not array parents), in creation order; a pass works
+  // through at most a slice of them from where the last one stopped (a restart
+  // can leave a million SUBMITTED).
+  struct BySeq {
+    using is_transparent = void;  // (lower_bound by a seq)
+    bool operator()(const Job* a, const Job* b) const;
+    bool operator()(const Job* a, int64_t seq) const;
+    bool operator()(int64_t seq, const Job* b) const;
+  };
+  std::set<Job*, BySeq> waiting_;
+  int64_t resolve_from_ = 0;  // the seq the next pass's slice starts at
   std::unordered_set<Job*> running_;  // STARTING / RUNNING jobs
   // RUNNABLE jobs per queue (and share), in the order the scheduler takes them, so a
   // pass looks at the head of each queue instead of at every queued job.

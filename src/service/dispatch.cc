@@ -703,9 +703,24 @@ void BatchService::PersistSync(Outcome out) {
   f.wait();
 }
 
-void BatchService::ResolveDependencies(Outcome& out, bool follower) {
-  std::vector<Job*> waiting(waiting_.begin(), waiting_.end());
-  std::sort(waiting.begin(), waiting.end(), [](Job* a, Job* b) { return a->seq < b->seq; });
+bool BatchService::BySeq::operator()(const Job* a, const Job* b) const {
+  return a->seq != b->seq ? a->seq < b->seq : a < b;
+}
+bool BatchService::BySeq::operator()(const Job* a, int64_t seq) const { return a->seq < seq; }
+bool BatchService::BySeq::operator()(int64_t seq, const Job* b) const { return seq < b->seq; }
+
+bool BatchService::ResolveDependencies(Outcome& out, bool follower) {
+  // A slice in creation order, from where the last pass stopped (round robin:
+  // jobs that keep waiting for dependencies do not starve the ones behind them).
+  constexpr size_t kSlice = 20000;
+  std::vector<Job*> waiting;
+  auto it = waiting_.lower_bound(resolve_from_);
+  while (waiting.size() < kSlice && waiting.size() < waiting_.size()) {
+    if (it == waiting_.end()) it = waiting_.begin();
+    waiting.push_back(*it++);
+  }
+  resolve_from_ = it == waiting_.end() ? 0 : (*it)->seq;
+  bool partial = waiting.size() < waiting_.size(), moved = false;
   for (Job* j : waiting) {
     std::string failed, pending;
     for (const std::string& dep : j->depends_on) {
@@ -732,8 +747,12 @@ void BatchService::ResolveDependencies(Outcome& out, bool follower) {
                        (q == resources_.end() ? j->queue : q->second.name),
                    !follower);
     }
+    moved = true;
     if (open_docs_.contains(j)) out.puts.push_back(JobArn(*j));  // (else nothing to store)
   }
+  // The next slice at once while slices move jobs on (after a restart, a million
+  // SUBMITTED); jobs that only keep waiting are looked at again at the next tick.
+  return partial && moved;
 }
 
 void BatchService::SchedulePass() {
@@ -751,7 +770,7 @@ void BatchService::SchedulePass() {
     // 0. CancelJob / TerminateJob that followers handed over (cluster.cc).
     ApplyJobRequests(out);
     // 1. Dependencies: SUBMITTED and PENDING jobs move on or fail.
-    ResolveDependencies(out, /*follower=*/false);
+    if (ResolveDependencies(out, /*follower=*/false)) Wake();  // the next slice next
     // 2. Timeouts.
     for (Job* j : running_) {
       if (j->status == "RUNNING" && j->timeout_ms > 0 && !j->timed_out &&
