@@ -22,8 +22,12 @@ void BatchService::SetLeading(bool leading) {
   std::lock_guard<std::mutex> l(mu_);
   leading_ = leading;
   if (!leading) {
+    // Every slice now (a server becomes a follower at start, before it serves, or
+    // after leading, when its waiting jobs are already worked out); ApplyChanges
+    // then takes one slice per batch of changes.
     Outcome none;
-    ResolveDependencies(none, /*follower=*/true);
+    while (ResolveDependencies(none, /*follower=*/true)) {
+    }
     return;
   }
   // The GPUs free now: those no attempt started by the previous leader holds.
