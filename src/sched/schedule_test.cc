@@ -84,6 +84,24 @@ TEST_F(ScheduleTest, ADeepQueueOfLikeJobsWaitsAlikeAndStillBackfills) {
   }
 }
 
+TEST_F(ScheduleTest, AJobLikeOneThatWaitedSaysWhyAfreshOnceAnotherWasPlaced) {
+  // Given a host half used elsewhere: big1 (3 vCPU) waits for the host; mid (2) is
+  // placed and fills CE a to its maxvCpus; big2, like big1, now waits for that.
+  snap_.host.used = {2, 0, 0};
+  Job("big1", "q1", 3);
+  Job("mid", "q1", 2);
+  Job("big2", "q1", 3);
+  Plan plan = Schedule(snap_);
+  ASSERT_EQ(plan.start.size(), 1u) << PlanToString(plan);
+  EXPECT_EQ(plan.start[0].job_id, "mid");
+  ASSERT_EQ(plan.wait.size(), 2u);
+  EXPECT_NE(plan.wait[0].reason.find("the host of compute environment a"), std::string::npos)
+      << plan.wait[0].reason;
+  EXPECT_NE(plan.wait[1].reason.find("compute environment a is at its maxvCpus (4)"),
+            std::string::npos)
+      << plan.wait[1].reason;
+}
+
 TEST_F(ScheduleTest, JobsThatCanNeverFitSaySo) {
   Job("huge", "q1", 8);
   Job("fat", "q1", 1, 100000);

@@ -61,6 +61,8 @@ struct ServiceConfig {
   // Back-pressure: writes answer TooManyRequestsException (429, which SDKs retry)
   // while this many batches wait for the store, instead of queueing without bound.
   size_t max_pending_writes = 20000;
+  // Waiting jobs a scheduling pass works out at most (the next pass follows at once).
+  size_t resolve_slice = 20000;
   int64_t min_time_limit_seconds = 600;
   std::string host_name = "localhost";
   // Several servers share the store (PostgreSQL): sequence numbers carry this
@@ -300,8 +302,8 @@ class BatchService {
   std::unique_ptr<DocCodec> codec_ = std::make_unique<DocCodec>();  // replaced by Load()
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
   // SUBMITTED / PENDING jobs (not array parents), in creation order; a pass works
-  // through at most a slice of them from where the last one stopped (a restart
-  // can leave a million SUBMITTED).
+  // through at most cfg_.resolve_slice of them from where the last one stopped (a
+  // restart can leave a million SUBMITTED).
   struct BySeq {
     using is_transparent = void;  // (lower_bound by a seq)
     bool operator()(const Job* a, const Job* b) const;

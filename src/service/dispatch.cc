@@ -140,11 +140,8 @@ void BatchService::SetJobStatus(Job& job, std::string_view status, std::string r
   // stored: it follows from the dependencies and is worked out again after a
   // restart (and by followers). Only the index changes, unless the document is
   // open for another change anyway; an implicit array child stays implicit.
-  auto waiting = [](std::string_view s) {
-    return s == "SUBMITTED" || s == "PENDING" || s == "RUNNABLE";
-  };
-  bool index_only = waiting(status) && waiting(job.status.str()) &&
-                    (job.implicit || !open_docs_.contains(&job));
+  bool index_only = IsWaiting(status) && IsWaiting(job.status.str()) &&
+                    !open_docs_.contains(&job);  // (an implicit child's never is)
   json::object* doc = index_only ? nullptr : &Doc(job);
   if (job.status == "RUNNABLE" && status != "RUNNABLE") {
     auto it = runnable_.find(QueueKey(job));
@@ -712,10 +709,9 @@ bool BatchService::BySeq::operator()(int64_t seq, const Job* b) const { return s
 bool BatchService::ResolveDependencies(Outcome& out, bool follower) {
   // A slice in creation order, from where the last pass stopped (round robin:
   // jobs that keep waiting for dependencies do not starve the ones behind them).
-  constexpr size_t kSlice = 20000;
   std::vector<Job*> waiting;
   auto it = waiting_.lower_bound(resolve_from_);
-  while (waiting.size() < kSlice && waiting.size() < waiting_.size()) {
+  while (waiting.size() < cfg_.resolve_slice && waiting.size() < waiting_.size()) {
     if (it == waiting_.end()) it = waiting_.begin();
     waiting.push_back(*it++);
   }

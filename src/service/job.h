@@ -25,6 +25,11 @@ inline bool IsTerminal(std::string_view status) {
   return status == "SUCCEEDED" || status == "FAILED";
 }
 
+// Not started yet: moves between these states are not stored (see Job::implicit).
+inline bool IsWaiting(std::string_view status) {
+  return status == "SUBMITTED" || status == "PENDING" || status == "RUNNABLE";
+}
+
 // Strings that many jobs share (queue ARNs, share identifiers) are kept once,
 // in a pool that only grows (their number is that of queues and shares); a job
 // holds a pointer. Thread-safe: Load interns from several threads.

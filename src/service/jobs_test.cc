@@ -396,6 +396,43 @@ TEST_F(JobsTest, MovesBetweenWaitingStatesAreNotStoredAndAreWorkedOutAgain) {
   (void)b;
 }
 
+TEST_F(JobsTest, PassesWorkOutWaitingJobsASliceAtATimeRoundRobin) {
+  // Given slices of 2 and, in creation order, X, three jobs A1-A3 waiting for X,
+  // then B1 and B2: each pass moves on the next two, and the jobs that keep waiting
+  // for X do not hold B1 and B2 back.
+  ServiceConfig cfg;
+  cfg.host_capacity = {2, 4096, 0};
+  cfg.resolve_slice = 2;
+  BatchService sliced(cfg, *store_, clock_, ids_);  // (no executor: nothing starts)
+  ASSERT_TRUE(sliced.Load().ok());
+  auto submit = [&](std::string extra) {
+    auto r = sliced.CallSync("SubmitJob", J(R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd")" +
+                                             extra + "}"));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return std::string(r.value()["jobId"].as_string());
+  };
+  auto status = [&](const std::string& id) {
+    auto r = sliced.CallSync("DescribeJobs", J(R"({"jobs":[")" + id + R"("]})"));
+    return std::string(r.value()["jobs"].as_array()[0].at("status").as_string());
+  };
+  std::string x = submit("");
+  std::string after_x = R"(,"dependsOn":[{"jobId":")" + x + R"("}])";
+  std::string a1 = submit(after_x), a2 = submit(after_x), a3 = submit(after_x);
+  std::string b1 = submit(""), b2 = submit("");
+  sliced.SchedulePass();
+  EXPECT_EQ(status(x), "RUNNABLE");
+  EXPECT_EQ(status(a1), "PENDING");
+  EXPECT_EQ(status(a2), "SUBMITTED");
+  EXPECT_EQ(status(b1), "SUBMITTED");
+  sliced.SchedulePass();
+  EXPECT_EQ(status(a3), "PENDING");
+  EXPECT_EQ(status(b1), "SUBMITTED");
+  sliced.SchedulePass();
+  EXPECT_EQ(status(b1), "RUNNABLE");
+  EXPECT_EQ(status(b2), "RUNNABLE");
+  EXPECT_EQ(status(a2), "PENDING");
+}
+
 TEST_F(JobsTest, TaggingAnArrayParentLeavesItsChildrensTagsAsTheyWere) {
   std::string p = Submit(R"(,"arrayProperties":{"size":2},"tags":{"team":"a"})");
   Ok("TagResource", R"({"resourceArn":")" + std::string(Job(p)["jobArn"].as_string()) +
