@@ -1,10 +1,12 @@
 #include "exec/cgroup.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -113,69 +115,116 @@ std::string Cgroups::Describe() const {
 Result<CgroupGroup> Cgroups::Create(const std::string& name, const CgroupLimits& l) const {
   CgroupGroup g;
   if (mode_ == Mode::kNone) return g;
+  g.name = name;
   auto fail = [&](const std::string& what) -> Status {
+    Status s = Status::Server("cannot set up the attempt's cgroup (" + what + "): " +
+                              std::strerror(errno));
     Remove(g);
-    return Status::Server("cannot set up the attempt's cgroup (" + what + "): " +
-                          std::strerror(errno));
+    return s;
   };
-  int64_t shares = l.vcpus > 0 ? std::max<int64_t>(2, static_cast<int64_t>(l.vcpus * 1024)) : 0;
   if (mode_ == Mode::kV2) {
     std::string d = root_ + "/" + parent_ + "/" + name;
     if (!MakeDir(d)) return fail("mkdir " + d);
     g.v2 = true;
     g.dirs.push_back(d);
     g.kill_dir = g.memory_dir = g.cpuacct_dir = d;
-    if (l.memory_bytes > 0) {
-      if (!WriteFile(d + "/memory.max", std::to_string(l.memory_bytes))) return fail("memory.max");
-      WriteFile(d + "/memory.swap.max", "0");  // absent without swap accounting: fine
+  } else {
+    for (const char* c : kV1Controllers) {
+      std::string d = root_ + "/" + c + "/" + parent_ + "/" + name;
+      if (!MakeDir(d)) return fail("mkdir " + d);
+      g.dirs.push_back(d);
     }
-    if (shares > 0) {
-      // cgroup v2's weight from v1 shares, as systemd and runc convert it.
-      int64_t weight = 1 + ((shares - 2) * 9999) / 262142;
-      if (!WriteFile(d + "/cpu.weight", std::to_string(weight))) return fail("cpu.weight");
-      if (l.hard_cpu) {
-        WriteFile(d + "/cpu.max", std::to_string(static_cast<int64_t>(l.vcpus * 100000)) + " 100000");
+    g.memory_dir = root_ + "/memory/" + parent_ + "/" + name;
+    g.cpuacct_dir = root_ + "/cpuacct/" + parent_ + "/" + name;
+    g.freezer_dir = root_ + "/freezer/" + parent_ + "/" + name;
+    if (has_unified_) {
+      std::string u = root_ + "/unified/" + parent_ + "/" + name;
+      if (MakeDir(u)) {
+        g.dirs.push_back(u);
+        g.kill_dir = u;
       }
     }
-    if (l.pids_max > 0 && !WriteFile(d + "/pids.max", std::to_string(l.pids_max))) {
-      return fail("pids.max");
-    }
-    return g;
   }
-  for (const char* c : kV1Controllers) {
-    std::string d = root_ + "/" + c + "/" + parent_ + "/" + name;
-    if (!MakeDir(d)) return fail("mkdir " + d);
-    g.dirs.push_back(d);
-  }
-  g.memory_dir = root_ + "/memory/" + parent_ + "/" + name;
-  g.cpuacct_dir = root_ + "/cpuacct/" + parent_ + "/" + name;
-  g.freezer_dir = root_ + "/freezer/" + parent_ + "/" + name;
-  if (has_unified_) {
-    std::string u = root_ + "/unified/" + parent_ + "/" + name;
-    if (MakeDir(u)) {
-      g.dirs.push_back(u);
-      g.kill_dir = u;
-    }
-  }
-  if (l.memory_bytes > 0) {
-    if (!WriteFile(g.memory_dir + "/memory.limit_in_bytes", std::to_string(l.memory_bytes))) {
-      return fail("memory.limit_in_bytes");
-    }
-    WriteFile(g.memory_dir + "/memory.memsw.limit_in_bytes", std::to_string(l.memory_bytes));
-  }
-  std::string cpu = root_ + "/cpu/" + parent_ + "/" + name;
-  if (shares > 0) {
-    if (!WriteFile(cpu + "/cpu.shares", std::to_string(shares))) return fail("cpu.shares");
-    if (l.hard_cpu) {
-      WriteFile(cpu + "/cpu.cfs_period_us", "100000");
-      WriteFile(cpu + "/cpu.cfs_quota_us", std::to_string(static_cast<int64_t>(l.vcpus * 100000)));
-    }
-  }
-  if (l.pids_max > 0 &&
-      !WriteFile(root_ + "/pids/" + parent_ + "/" + name + "/pids.max", std::to_string(l.pids_max))) {
-    return fail("pids.max");
+  if (Status s = Apply(g, CgroupLimits{}, l); !s.ok()) {
+    Remove(g);
+    return s;
   }
   return g;
+}
+
+Status Cgroups::Apply(const CgroupGroup& g, const CgroupLimits& from,
+                      const CgroupLimits& to) const {
+  if (mode_ == Mode::kNone || g.dirs.empty()) return Status::Ok();
+  auto fail = [&](const std::string& what) {
+    return Status::Server("cannot set up the attempt's cgroup (" + what + "): " +
+                          std::strerror(errno));
+  };
+  auto shares = [](const CgroupLimits& l) -> int64_t {
+    return l.vcpus > 0 ? std::max<int64_t>(2, static_cast<int64_t>(l.vcpus * 1024)) : 0;
+  };
+  auto quota = [](const CgroupLimits& l) -> int64_t {
+    return l.hard_cpu && l.vcpus > 0 ? static_cast<int64_t>(l.vcpus * 100000) : 0;
+  };
+  const bool memory = from.memory_bytes != to.memory_bytes;
+  const bool cpu = shares(from) != shares(to);
+  const bool cpu_max = quota(from) != quota(to);
+  const bool pids = from.pids_max != to.pids_max;
+  if (mode_ == Mode::kV2) {
+    const std::string& d = g.dirs.front();
+    if (memory) {
+      if (!WriteFile(d + "/memory.max",
+                     to.memory_bytes > 0 ? std::to_string(to.memory_bytes) : "max")) {
+        return fail("memory.max");
+      }
+      // Absent without swap accounting: fine.
+      WriteFile(d + "/memory.swap.max", to.memory_bytes > 0 ? "0" : "max");
+    }
+    if (cpu) {
+      // cgroup v2's weight from v1 shares, as systemd and runc convert it (100: the default).
+      int64_t s = shares(to);
+      int64_t weight = s > 0 ? 1 + ((s - 2) * 9999) / 262142 : 100;
+      if (!WriteFile(d + "/cpu.weight", std::to_string(weight))) return fail("cpu.weight");
+    }
+    if (cpu_max) {
+      WriteFile(d + "/cpu.max", quota(to) > 0 ? std::to_string(quota(to)) + " 100000" : "max 100000");
+    }
+    if (pids && !WriteFile(d + "/pids.max", to.pids_max > 0 ? std::to_string(to.pids_max) : "max")) {
+      return fail("pids.max");
+    }
+    return Status::Ok();
+  }
+  if (memory) {
+    // -1: no limit. memsw (memory+swap) may never be below the memory limit:
+    // when raising, it goes first.
+    std::string v = to.memory_bytes > 0 ? std::to_string(to.memory_bytes) : "-1";
+    bool raise = to.memory_bytes == 0 || (from.memory_bytes > 0 && to.memory_bytes > from.memory_bytes);
+    if (raise) WriteFile(g.memory_dir + "/memory.memsw.limit_in_bytes", v);
+    if (!WriteFile(g.memory_dir + "/memory.limit_in_bytes", v)) return fail("memory.limit_in_bytes");
+    if (!raise) WriteFile(g.memory_dir + "/memory.memsw.limit_in_bytes", v);
+  }
+  std::string cpu_dir = root_ + "/cpu/" + parent_ + "/" + g.name;
+  if (cpu && !WriteFile(cpu_dir + "/cpu.shares", std::to_string(shares(to) > 0 ? shares(to) : 1024))) {
+    return fail("cpu.shares");
+  }
+  if (cpu_max) {
+    if (quota(to) > 0) WriteFile(cpu_dir + "/cpu.cfs_period_us", "100000");
+    WriteFile(cpu_dir + "/cpu.cfs_quota_us", quota(to) > 0 ? std::to_string(quota(to)) : "-1");
+  }
+  if (pids && !WriteFile(root_ + "/pids/" + parent_ + "/" + g.name + "/pids.max",
+                         to.pids_max > 0 ? std::to_string(to.pids_max) : "max")) {
+    return fail("pids.max");
+  }
+  return Status::Ok();
+}
+
+bool Cgroups::ResetPeak(const CgroupGroup& g, int* peak_fd) {
+  if (g.dirs.empty()) return true;
+  if (!g.v2) return WriteFile(g.memory_dir + "/memory.max_usage_in_bytes", "0");
+  if (*peak_fd < 0) {
+    *peak_fd = ::open((g.memory_dir + "/memory.peak").c_str(), O_RDWR | O_CLOEXEC);
+    if (*peak_fd < 0) return false;
+  }
+  return ::pwrite(*peak_fd, "reset\n", 6, 0) == 6;
 }
 
 CgroupGroup Cgroups::Open(const std::string& name) const {
@@ -215,20 +264,27 @@ void Cgroups::Kill(const CgroupGroup& g) {
   if (frozen) WriteFile(g.freezer_dir + "/freezer.state", "THAWED");
 }
 
-CgroupUsage Cgroups::Usage(const CgroupGroup& g) {
+CgroupUsage Cgroups::Usage(const CgroupGroup& g, int peak_fd) {
   CgroupUsage u;
   if (g.dirs.empty()) return u;
   if (g.v2) {
-    u.peak_memory_bytes = ReadInt(g.memory_dir + "/memory.peak");
+    if (peak_fd >= 0) {
+      char buf[32];
+      ssize_t n = ::pread(peak_fd, buf, sizeof buf - 1, 0);
+      u.peak_memory_bytes = n > 0 ? std::strtoll(std::string(buf, n).c_str(), nullptr, 10) : -1;
+    } else {
+      u.peak_memory_bytes = ReadInt(g.memory_dir + "/memory.peak");
+    }
     int64_t usec = ReadKey(g.cpuacct_dir + "/cpu.stat", "usage_usec");
     u.cpu_time_ns = usec >= 0 ? usec * 1000 : -1;
-    u.oom_killed = ReadKey(g.memory_dir + "/memory.events", "oom_kill") > 0;
+    u.oom_kills = ReadKey(g.memory_dir + "/memory.events", "oom_kill");
   } else {
     u.peak_memory_bytes = ReadInt(g.memory_dir + "/memory.max_usage_in_bytes");
     u.cpu_time_ns = ReadInt(g.cpuacct_dir + "/cpuacct.usage");
     // The v1 oom_kill counter is local to the group: read it before removal.
-    u.oom_killed = ReadKey(g.memory_dir + "/memory.oom_control", "oom_kill") > 0;
+    u.oom_kills = ReadKey(g.memory_dir + "/memory.oom_control", "oom_kill");
   }
+  u.oom_killed = u.oom_kills > 0;
   return u;
 }
 
@@ -238,6 +294,12 @@ bool Cgroups::Empty(const CgroupGroup& g) const {
     if (procs.find_first_not_of(" \n") != std::string::npos) return false;
   }
   return true;
+}
+
+bool Cgroups::Populated(const CgroupGroup& g) {
+  if (g.dirs.empty()) return false;
+  std::string procs = ReadFile((g.kill_dir.empty() ? g.dirs.front() : g.kill_dir) + "/cgroup.procs");
+  return procs.find_first_not_of(" \n") != std::string::npos;
 }
 
 bool Cgroups::Remove(const CgroupGroup& g) {

@@ -29,16 +29,19 @@ struct CgroupLimits {
   double vcpus = 0;          // CPU weight: 1,024 shares per vCPU (as ECS on EC2)
   bool hard_cpu = false;     // also a hard quota of `vcpus` (as Fargate)
   int64_t pids_max = 0;      // 0: none
+  bool operator==(const CgroupLimits&) const = default;
 };
 
 struct CgroupUsage {
   int64_t peak_memory_bytes = -1;  // -1: unknown
-  int64_t cpu_time_ns = -1;
-  bool oom_killed = false;
+  int64_t cpu_time_ns = -1;     // since the group was made (a reused group: subtract)
+  int64_t oom_kills = -1;       // likewise
+  bool oom_killed = false;      // oom_kills > 0
 };
 
 // One attempt's group: the directories it spans (one per v1 hierarchy, or one).
 struct CgroupGroup {
+  std::string name;
   std::vector<std::string> dirs;  // every directory created for the attempt
   std::string kill_dir;           // where cgroup.kill lives ("" when there is none)
   std::string memory_dir, cpuacct_dir, freezer_dir;
@@ -60,17 +63,28 @@ class Cgroups {
 
   // Creates the attempt's group(s) and applies the limits.
   Result<CgroupGroup> Create(const std::string& name, const CgroupLimits& limits) const;
+  // Changes an existing group's limits from `from` to `to`, writing only the
+  // files whose value differs (a group reused for another attempt: exec/supervisor.h).
+  Status Apply(const CgroupGroup& g, const CgroupLimits& from, const CgroupLimits& to) const;
+  // Restarts a reused group's memory peak for its next attempt. v1 resets
+  // memory.max_usage_in_bytes; v2 writes memory.peak through `*peak_fd`
+  // (opened here the first time; the reset is per file descriptor, kernels
+  // >= 6.12), and Usage() must then read it through that descriptor. False
+  // when the peak cannot be reset: the group is not to be reused.
+  static bool ResetPeak(const CgroupGroup& g, int* peak_fd);
   // The files a process writes its pid into to join the group (the child does,
   // before exec, so everything it starts is inside).
   std::vector<std::string> ProcsFiles(const CgroupGroup& g) const;
   // Kills every process in the group, daemonized ones included.
   static void Kill(const CgroupGroup& g);
-  // Peak memory, CPU time and whether the OOM killer struck. Read before Remove().
-  static CgroupUsage Usage(const CgroupGroup& g);
+  // Peak memory, CPU time and OOM kills. Read before Remove(). `peak_fd`: see ResetPeak().
+  static CgroupUsage Usage(const CgroupGroup& g, int peak_fd = -1);
   // The group Create(name, ...) made, without touching anything (re-attaching).
   CgroupGroup Open(const std::string& name) const;
   // True once no process is left in the group.
   bool Empty(const CgroupGroup& g) const;
+  // True while a process is in the group (one hierarchy read: every process is in all).
+  static bool Populated(const CgroupGroup& g);
   // Removes the group's directories; false while a process is still exiting.
   static bool Remove(const CgroupGroup& g);
 

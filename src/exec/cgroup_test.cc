@@ -61,6 +61,33 @@ TEST_F(FakeCgroupfsTest, PureV2LimitsUsageAndKillUseTheV2Files) {
   EXPECT_EQ(Read(d / "cgroup.kill"), "1");
 }
 
+TEST_F(FakeCgroupfsTest, ApplyWritesOnlyWhatChangedAndLiftsLimits) {
+  // Given a reused v2 group, Apply() rewrites only the limits that differ, and a
+  // limit no longer wanted goes back to the kernel's "none".
+  Write(root_ / "cgroup.controllers", "cpuset cpu io memory pids\n");
+  Write(root_ / "cgroup.subtree_control", "");
+  auto cg = Cgroups::Detect(root_.string(), "drover");
+  CgroupLimits before{256 << 20, 0.5, true, 100};
+  auto g = cg->Create("p1-1", before);
+  ASSERT_TRUE(g.ok());
+  fs::path d = root_ / "drover" / "p1-1";
+  fs::remove(d / "cpu.weight");
+  ASSERT_TRUE(cg->Apply(*g, before, before).ok());
+  EXPECT_FALSE(fs::exists(d / "cpu.weight")) << "nothing differs: nothing is written";
+  ASSERT_TRUE(cg->Apply(*g, before, CgroupLimits{0, 1, false, 0}).ok());
+  EXPECT_EQ(Read(d / "memory.max"), "max");
+  EXPECT_EQ(Read(d / "cpu.weight"), "39");  // 1,024 shares
+  EXPECT_EQ(Read(d / "cpu.max"), "max 100000");
+  EXPECT_EQ(Read(d / "pids.max"), "max");
+  // The peak restarts through a descriptor Usage() then reads.
+  int fd = -1;
+  Write(d / "memory.peak", "999999\n");
+  ASSERT_TRUE(Cgroups::ResetPeak(*g, &fd));
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(Read(d / "memory.peak").substr(0, 5), "reset");
+  ::close(fd);
+}
+
 TEST_F(FakeCgroupfsTest, HybridUsesV1ControllersAndTheUnifiedKill) {
   for (const char* c : {"memory", "cpu", "cpuacct", "pids", "freezer", "unified"}) {
     fs::create_directories(root_ / c);

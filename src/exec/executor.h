@@ -107,14 +107,15 @@ class Executor {
 
 struct LocalOptions {
   int64_t kill_grace_ms = 30000;
-  std::string run_dir;    // one directory per attempt (spec, pids, status)
-  std::string shim_path;  // the drover-shim binary
+  std::string run_dir;          // the supervisor's socket, lock and log
+  std::string supervisor_path;  // the drover-supervisor binary
   std::string cgroup_root = "/sys/fs/cgroup";  // "" disables cgroups
   std::string cgroup_parent = "drover";
   int64_t pids_max = 0;  // per attempt; 0: none
 };
 
-// Runs attempts as processes on this host, each under a drover-shim.
+// Runs attempts as processes on this host, under the host's drover-supervisor
+// (exec/supervisor.h), started when none serves `run_dir`.
 std::unique_ptr<Executor> MakeLocalExecutor(LocalOptions opts, Clock& clock, Listener listener);
 
 }  // namespace drover::exec

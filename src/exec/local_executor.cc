@@ -1,164 +1,100 @@
-// LocalExecutor: attempts as processes on this host, each under its own
-// drover-shim (exec/shim.h), so they outlive the server.
+// LocalExecutor: attempts as processes on this host, run by the host's
+// drover-supervisor (exec/supervisor.h), so they outlive the server.
 //
-// Start() creates the attempt's cgroup and task directory, starts the shim
-// and waits for its one-line report ("ok <pid> <ms>" once the job exec'd, or
-// "err <reason>"). One supervisor thread then watches every shim through a
-// pidfd; when a shim exits, its status file says how the job ended. The same
-// thread enforces TerminateJob's SIGTERM -> SIGKILL grace period.
+// The executor is the supervisor's client: it connects to the run
+// directory's socket (starting a supervisor when none listens), sends start,
+// attach and terminate requests, and one reader thread turns the
+// supervisor's replies and exits into the listener's events, acknowledging
+// each exit once the listener has it. If the supervisor goes away, every
+// attempt it ran is reported lost and the next request starts a new one.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/eventfd.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
+#include "common/json.h"
 #include "common/log.h"
-#include "exec/cgroup.h"
 #include "exec/executor.h"
-#include "exec/shim.h"
+#include "exec/supervisor.h"
 
 namespace drover::exec {
 namespace {
 
-constexpr const char* kHostLost = "Host lost: the attempt's supervisor ended without a status";
-
-bool IsShim(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline");
-  std::string cmd;
-  std::getline(f, cmd, '\0');
-  return cmd.find("drover-shim") != std::string::npos;
-}
+constexpr const char* kHostLost = "Host lost: the host's drover-supervisor ended without a status";
 
 class LocalExecutor final : public Executor {
  public:
   LocalExecutor(LocalOptions opts, Clock& clock, Listener listener)
       : opts_(std::move(opts)), clock_(clock), listener_(std::move(listener)) {
-    cgroups_ = Cgroups::Detect(opts_.cgroup_root.empty() ? "/nonexistent" : opts_.cgroup_root,
-                               opts_.cgroup_parent);
-    std::error_code ec;
-    std::filesystem::create_directories(opts_.run_dir, ec);
-    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    thread_ = std::thread([this] { Loop(); });
+    reader_ = std::thread([this] { Reader(); });
+    std::lock_guard<std::mutex> l(mu_);
+    if (Status s = EnsureConnected(); !s.ok()) LOG_WARN("job supervisor: {}", s.message());
   }
-
-  ~LocalExecutor() override {
-    Shutdown();
-    ::close(wake_fd_);
-  }
+  ~LocalExecutor() override { Shutdown(); }
 
   Status Start(const TaskSpec& spec) override;
   void Attach(const std::string& task_id, const std::string& job_id, int attempt) override;
   void Terminate(const std::string& task_id, const std::string& reason) override;
   void Shutdown() override;
   std::string Describe() const override {
-    return cgroups_->Describe() + "; attempts run under drover-shim and outlive the server";
+    std::lock_guard<std::mutex> l(mu_);
+    return describe_;
   }
 
  private:
-  struct Task {
-    std::string task_id, job_id, dir;
+  struct Known {
+    std::string job_id;
     int attempt = 1;
-    pid_t shim = -1, job = -1;
-    bool child = false;  // the shim is our child (reap it)
-    int pidfd = -1;
-    CgroupGroup cgroup;
-    int64_t kill_at = 0;      // guarded by mu_: when to SIGKILL (0: not scheduled)
-    std::string term_reason;  // guarded by mu_
+    pid_t pid = 0;
+    bool running = false;  // started or attached: a lost supervisor loses it
+    std::string term_reason;
+  };
+  struct Pending {
+    bool done = false;
+    Status status;
   };
 
-  void Wake() {
-    uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
-  }
-  void Watch(std::unique_ptr<Task> t) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      tasks_[t->task_id] = std::move(t);
-    }
-    Wake();
-  }
-  // The exit event of a task whose shim has gone.
-  TaskEvent Collect(const Task& t) {
-    TaskEvent ev{TaskEvent::Kind::kExited, t.task_id, t.job_id, t.attempt, clock_.NowMillis(),
-                 -1, kHostLost};
-    if (auto st = ReadStatus(t.dir)) {
-      ev.exit_code = st->exit_code;
-      ev.at_ms = st->stopped_at_ms;
-      ev.peak_memory_bytes = st->usage.peak_memory_bytes;
-      ev.cpu_time_ns = st->usage.cpu_time_ns;
-      ev.reason.clear();
-      if (st->usage.oom_killed) {
-        ev.reason = "OutOfMemoryError: Container killed due to memory usage";
-      } else if (st->term_signal) {
-        ev.reason = "Process killed by signal " + std::to_string(st->term_signal) + " (" +
-                    sigabbrev_np(st->term_signal) + ")";
-      }
-    }
-    if (!t.term_reason.empty()) ev.reason = t.term_reason;
-    return ev;
-  }
-  void Cleanup(const Task& t) {
-    if (!Cgroups::Remove(t.cgroup)) to_remove_.push_back(t.cgroup);
-    std::error_code ec;
-    std::filesystem::remove_all(t.dir, ec);
-  }
-  void Loop();
+  Status EnsureConnected();  // mu_ held
+  Status SpawnSupervisor(bool* busy);
+  Status SendLocked(const json::object& msg);  // mu_ held
+  void Reader();
+  void HandleLine(const json::object& msg);
+  void Lost(int fd);
 
   LocalOptions opts_;
   Clock& clock_;
   Listener listener_;
-  std::unique_ptr<Cgroups> cgroups_;
-  int wake_fd_ = -1;
-  std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Task>> tasks_;  // guarded by mu_; erased by Loop only
-  bool stop_ = false;                                    // guarded by mu_
-  std::vector<CgroupGroup> to_remove_;  // Loop only: groups whose last process is still exiting
-  std::thread thread_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int fd_ = -1;                                // guarded by mu_
+  bool stop_ = false;                          // guarded by mu_
+  std::map<std::string, Known> known_;         // guarded by mu_
+  std::map<std::string, Pending*> pending_;    // guarded by mu_: Start()s awaiting a reply
+  std::string describe_ = "no job supervisor connected yet";  // guarded by mu_
+  std::thread reader_;
 };
 
-Status LocalExecutor::Start(const TaskSpec& spec) {
-  if (!spec.cannot_start.empty()) return Status::Client(spec.cannot_start);
-  std::string dir = opts_.run_dir + "/" + spec.task_id;
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Status::Server("cannot create " + dir + ": " + strerror(errno));
-  }
-  CgroupLimits limits;
-  limits.memory_bytes = spec.memory_mib << 20;
-  limits.vcpus = spec.vcpus;
-  limits.hard_cpu = spec.hard_cpu;
-  limits.pids_max = opts_.pids_max;
-  auto group = cgroups_->Create(spec.task_id, limits);
-  if (!group.ok()) return group.status();
-  auto abandon = [&] {
-    Cgroups::Remove(*group);
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  };
-  if (Status s = WriteSpec(dir, spec, *group); !s.ok()) {
-    abandon();
-    return s;
-  }
+Status LocalExecutor::SpawnSupervisor(bool* busy) {
+  *busy = false;
   int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) {
-    abandon();
-    return Status::Server(std::string("pipe: ") + strerror(errno));
-  }
-  // posix_spawn (a vfork): the server's address space is large, and fork would
-  // copy its page tables for every attempt. The shim gets the ready pipe as fd 3,
-  // no other descriptor, and no blocked signals.
-  const char* argv[] = {"drover-shim", dir.c_str(), nullptr};
+  if (::pipe2(ready, O_CLOEXEC) != 0) return Status::Server(std::string("pipe: ") + strerror(errno));
+  std::vector<std::string> args = {"drover-supervisor", "--run-dir", opts_.run_dir,
+                                   "--cgroup-root", opts_.cgroup_root, "--cgroup-parent",
+                                   opts_.cgroup_parent};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  // posix_spawn (a vfork): the server's address space is large. The supervisor
+  // gets the ready pipe as fd 3, no other descriptor, and no blocked signals.
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, ready[1], 3);  // dup2 clears close-on-exec
@@ -169,19 +105,19 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  pid_t shim = -1;
-  int err = ::posix_spawn(&shim, opts_.shim_path.c_str(), &actions, &attr,
-                          const_cast<char* const*>(argv), environ);
+  pid_t pid = -1;
+  int err = ::posix_spawn(&pid, opts_.supervisor_path.c_str(), &actions, &attr, argv.data(),
+                          environ);
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   ::close(ready[1]);
   if (err != 0) {
     ::close(ready[0]);
-    abandon();
-    return Status::Server(std::string("posix_spawn drover-shim: ") + strerror(err));
+    return Status::Server("cannot start " + opts_.supervisor_path + ": " + strerror(err));
   }
+  ::waitpid(pid, nullptr, 0);  // it forks the supervisor proper and exits at once
   std::string line;
-  char buf[4096];
+  char buf[512];
   for (;;) {
     ssize_t n = ::read(ready[0], buf, sizeof buf);
     if (n > 0) line.append(buf, n);
@@ -189,66 +125,124 @@ Status LocalExecutor::Start(const TaskSpec& spec) {
   }
   ::close(ready[0]);
   while (!line.empty() && line.back() == '\n') line.pop_back();
-  if (line.rfind("ok ", 0) != 0) {
-    ::waitpid(shim, nullptr, 0);
-    abandon();
-    if (line.rfind("err ", 0) == 0) return Status::Client(line.substr(4));
-    return Status::Server("drover-shim (" + opts_.shim_path + ") failed to start the attempt");
+  if (line == "ok") return Status::Ok();
+  if (line == "err busy") {
+    *busy = true;
+    return Status::Ok();
   }
-  auto t = std::make_unique<Task>();
-  t->task_id = spec.task_id;
-  t->job_id = spec.job_id;
-  t->attempt = spec.attempt;
-  t->dir = dir;
-  t->shim = shim;
-  t->child = true;
-  t->cgroup = std::move(group).value();
-  int64_t started = clock_.NowMillis();
-  std::istringstream in(line.substr(3));
-  in >> t->job >> started;
-  t->pidfd = static_cast<int>(::syscall(SYS_pidfd_open, shim, 0));
-  listener_(TaskEvent{TaskEvent::Kind::kRunning, spec.task_id, spec.job_id, spec.attempt,
-                      started, 0, ""});
-  Watch(std::move(t));
-  return Status::Ok();
+  return Status::Server("drover-supervisor (" + opts_.supervisor_path + ") did not start" +
+                        (line.size() > 4 ? ": " + line.substr(4) : std::string()));
+}
+
+Status LocalExecutor::EnsureConnected() {
+  if (stop_) return Status::Server("the executor is shutting down");
+  if (fd_ >= 0) return Status::Ok();
+  Status last = Status::Server("cannot reach the job supervisor");
+  for (int tries = 0; tries < 40; ++tries) {
+    auto fd = ConnectSupervisor(opts_.run_dir);
+    if (!fd.ok()) {
+      last = fd.status();
+      bool busy = false;
+      if (Status s = SpawnSupervisor(&busy); !s.ok()) return s;
+      if (busy) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      continue;
+    }
+    // The handshake, before the reader thread sees the socket.
+    std::string hello = ToJson(json::object{{"op", "hello"}, {"version", kSupervisorProtocol}}) + "\n";
+    std::string reply;
+    bool ok = ::send(*fd, hello.data(), hello.size(), MSG_NOSIGNAL) ==
+              static_cast<ssize_t>(hello.size());
+    while (ok && reply.find('\n') == std::string::npos) {
+      pollfd p{*fd, POLLIN, 0};
+      char buf[1024];
+      ssize_t n = ::poll(&p, 1, 5000) > 0 ? ::read(*fd, buf, sizeof buf) : -1;
+      if (n <= 0) ok = false;
+      else reply.append(buf, n);
+    }
+    auto msg = ok ? ParseJson(reply.substr(0, reply.find('\n'))) : Result<json::value>(Status::Server(""));
+    if (!msg.ok() || !msg->is_object()) {
+      // It was leaving (idle) as we connected: the next try starts another.
+      ::close(*fd);
+      last = Status::Server("the job supervisor closed the connection");
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      continue;
+    }
+    const json::object& o = msg->as_object();
+    if (GetInt(o, "version").value_or(0) != kSupervisorProtocol) {
+      ::close(*fd);
+      return Status::Server("the job supervisor running for " + opts_.run_dir +
+                            " speaks protocol " + std::to_string(GetInt(o, "version").value_or(0)) +
+                            ", this server " + std::to_string(kSupervisorProtocol) +
+                            ": stop it once its jobs have ended");
+    }
+    describe_ = std::string(GetString(o, "describe").value_or("")) +
+                "; attempts run under drover-supervisor (pid " +
+                std::to_string(GetInt(o, "pid").value_or(0)) + ") and outlive the server";
+    fd_ = *fd;
+    cv_.notify_all();
+    return Status::Ok();
+  }
+  return last;
+}
+
+Status LocalExecutor::SendLocked(const json::object& msg) {
+  std::string line = ToJson(msg) + "\n";
+  size_t off = 0;
+  while (fd_ >= 0 && off < line.size()) {
+    ssize_t n = ::send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);
+    if (n > 0) off += n;
+    else if (n < 0 && errno == EINTR) continue;
+    else break;
+  }
+  if (off == line.size()) return Status::Ok();
+  return Status::Server("lost the connection to the job supervisor");
+}
+
+Status LocalExecutor::Start(const TaskSpec& spec) {
+  if (!spec.cannot_start.empty()) return Status::Client(spec.cannot_start);
+  Pending p;
+  std::unique_lock<std::mutex> l(mu_);
+  if (Status s = EnsureConnected(); !s.ok()) return s;
+  if (known_.count(spec.task_id)) return Status::Server("attempt " + spec.task_id + " already started");
+  Known& k = known_[spec.task_id];
+  k.job_id = spec.job_id;
+  k.attempt = spec.attempt;
+  pending_[spec.task_id] = &p;
+  Status s = SendLocked(json::object{{"op", "start"}, {"spec", SpecToJson(spec)}, {"pidsMax", opts_.pids_max}});
+  if (s.ok()) cv_.wait(l, [&] { return p.done; });
+  pending_.erase(spec.task_id);
+  if (s.ok()) s = p.status;
+  if (!s.ok()) known_.erase(spec.task_id);
+  return s;
 }
 
 void LocalExecutor::Attach(const std::string& task_id, const std::string& job_id, int attempt) {
-  auto t = std::make_unique<Task>();
-  t->task_id = task_id;
-  t->job_id = job_id;
-  t->attempt = attempt;
-  t->dir = opts_.run_dir + "/" + task_id;
-  t->cgroup = cgroups_->Open(task_id);
-  auto pids = ReadPids(t->dir);
-  if (pids) {
-    listener_(TaskEvent{TaskEvent::Kind::kRunning, task_id, job_id, attempt, pids->started_at_ms,
-                        0, ""});
-    t->shim = pids->shim;
-    t->job = pids->job;
-    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pids->shim, 0));
-    if (fd >= 0 && IsShim(pids->shim) && !ReadStatus(t->dir)) {
-      t->pidfd = fd;
-      LOG_INFO("re-attached to job {} attempt {} (drover-shim pid {})", job_id, attempt, t->shim);
-      Watch(std::move(t));
-      return;
+  Status s;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    s = EnsureConnected();
+    if (s.ok()) {
+      Known& k = known_[task_id];
+      k.job_id = job_id;
+      k.attempt = attempt;
+      k.running = true;
+      s = SendLocked(json::object{{"op", "attach"}, {"task", task_id}});
+      if (!s.ok()) return;  // the reader reports it lost with the rest
     }
-    if (fd >= 0) ::close(fd);
   }
-  TaskEvent ev = Collect(*t);  // ended while no server watched, or lost
-  Cleanup(*t);
-  listener_(ev);
+  if (!s.ok()) {
+    LOG_WARN("cannot re-attach to job {} attempt {}: {}", job_id, attempt, s.message());
+    listener_(TaskEvent{TaskEvent::Kind::kExited, task_id, job_id, attempt, clock_.NowMillis(), -1,
+                        kHostLost});
+  }
 }
 
 void LocalExecutor::Terminate(const std::string& task_id, const std::string& reason) {
   std::lock_guard<std::mutex> l(mu_);
-  auto it = tasks_.find(task_id);
-  if (it == tasks_.end()) return;
-  Task& t = *it->second;
-  if (t.term_reason.empty()) t.term_reason = reason;
-  if (t.job > 0) ::kill(-t.job, SIGTERM);
-  if (t.kill_at == 0) t.kill_at = clock_.NowMillis() + opts_.kill_grace_ms;
-  Wake();
+  auto it = known_.find(task_id);
+  if (it == known_.end()) return;
+  if (it->second.term_reason.empty()) it->second.term_reason = reason;
+  (void)SendLocked(json::object{{"op", "term"}, {"task", task_id}, {"graceMs", opts_.kill_grace_ms}});
 }
 
 void LocalExecutor::Shutdown() {
@@ -256,78 +250,134 @@ void LocalExecutor::Shutdown() {
     std::lock_guard<std::mutex> l(mu_);
     if (stop_) return;
     stop_ = true;
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+    for (auto& [id, p] : pending_) {
+      p->status = Status::Server("the executor is shutting down");
+      p->done = true;
+    }
   }
-  Wake();
-  if (thread_.joinable()) thread_.join();
+  cv_.notify_all();
+  if (reader_.joinable()) reader_.join();
   std::lock_guard<std::mutex> l(mu_);
-  for (auto& [id, t] : tasks_) {
-    if (t->pidfd >= 0) ::close(t->pidfd);
-  }
-  tasks_.clear();  // the shims run on; the next server re-attaches
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  known_.clear();  // the attempts run on; the next server re-attaches
 }
 
-void LocalExecutor::Loop() {
+void LocalExecutor::Reader() {
   for (;;) {
-    std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
-    int timeout = to_remove_.empty() ? -1 : 50;
+    int fd;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return stop_ || fd_ >= 0; });
       if (stop_) return;
-      int64_t now = clock_.NowMillis();
-      for (auto& [id, t] : tasks_) {
-        if (t->pidfd >= 0) fds.push_back({t->pidfd, POLLIN, 0});
-        else timeout = timeout < 0 ? 50 : std::min(timeout, 50);  // no pidfd: poll for the pid
-        if (t->kill_at > 0) {
-          int ms = static_cast<int>(std::max<int64_t>(0, t->kill_at - now));
-          timeout = timeout < 0 ? ms : std::min(timeout, ms);
-        }
+      fd = fd_;
+    }
+    std::string buf;
+    char chunk[65536];
+    for (;;) {
+      ssize_t n = ::read(fd, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      buf.append(chunk, n);
+      size_t start = 0;
+      for (size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1) {
+        auto msg = ParseJson(std::string_view(buf).substr(start, nl - start));
+        if (msg.ok() && msg->is_object()) HandleLine(msg->as_object());
       }
+      buf.erase(0, start);
     }
-    if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
-      LOG_ERROR("executor poll failed: {}", strerror(errno));
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (fds[0].revents) {
-      uint64_t v;
-      [[maybe_unused]] auto n = ::read(wake_fd_, &v, sizeof v);
-    }
-    for (auto it = to_remove_.begin(); it != to_remove_.end();) {
-      if (Cgroups::Remove(*it)) it = to_remove_.erase(it);
-      else ++it;
-    }
-    std::vector<TaskEvent> events;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (stop_) return;
-      int64_t now = clock_.NowMillis();
-      for (auto it = tasks_.begin(); it != tasks_.end();) {
-        Task& t = *it->second;
-        if (t.kill_at && now >= t.kill_at) {
-          if (t.job > 0) ::kill(-t.job, SIGKILL);
-          Cgroups::Kill(t.cgroup);
-          t.kill_at = 0;
-        }
-        bool gone;
-        if (t.child) {
-          gone = ::waitpid(t.shim, nullptr, WNOHANG) == t.shim;
-        } else if (t.pidfd >= 0) {
-          pollfd p{t.pidfd, POLLIN, 0};
-          gone = ::poll(&p, 1, 0) > 0;
-        } else {
-          gone = ::kill(t.shim, 0) != 0 || !IsShim(t.shim);
-        }
-        if (!gone) {
-          ++it;
-          continue;
-        }
-        if (t.pidfd >= 0) ::close(t.pidfd);
-        events.push_back(Collect(t));
-        Cleanup(t);
-        it = tasks_.erase(it);
-      }
-    }
-    for (const auto& ev : events) listener_(ev);
+    Lost(fd);
   }
+}
+
+void LocalExecutor::HandleLine(const json::object& msg) {
+  std::string_view op = GetString(msg, "op").value_or("");
+  std::string task(GetString(msg, "task").value_or(""));
+  std::unique_lock<std::mutex> l(mu_);
+  auto it = known_.find(task);
+  if (op == "started" || op == "running") {
+    if (it == known_.end()) return;
+    it->second.pid = static_cast<pid_t>(GetInt(msg, "pid").value_or(0));
+    it->second.running = true;
+    TaskEvent ev{TaskEvent::Kind::kRunning, task, it->second.job_id, it->second.attempt,
+                 GetInt(msg, "at").value_or(clock_.NowMillis()), 0, ""};
+    l.unlock();
+    if (op == "running") LOG_INFO("re-attached to job {} attempt {}", ev.job_id, ev.attempt);
+    listener_(ev);  // before Start() returns: kRunning comes before kExited
+    l.lock();
+    if (auto p = pending_.find(task); p != pending_.end()) {
+      p->second->done = true;
+      cv_.notify_all();
+    }
+  } else if (op == "failed") {
+    if (auto p = pending_.find(task); p != pending_.end()) {
+      std::string error(GetString(msg, "error").value_or("the job supervisor could not start it"));
+      p->second->status = GetBool(msg, "client").value_or(false) ? Status::Client(error)
+                                                                 : Status::Server(error);
+      p->second->done = true;
+      cv_.notify_all();
+    }
+    if (it != known_.end()) known_.erase(it);
+  } else if (op == "exited" || op == "unknown") {
+    TaskEvent ev{TaskEvent::Kind::kExited, task, "", 1, clock_.NowMillis(), -1, kHostLost};
+    if (it != known_.end()) {
+      ev.job_id = it->second.job_id;
+      ev.attempt = it->second.attempt;
+    }
+    if (op == "exited") {
+      ev.at_ms = GetInt(msg, "at").value_or(ev.at_ms);
+      ev.exit_code = static_cast<int>(GetInt(msg, "exitCode").value_or(255));
+      ev.peak_memory_bytes = GetInt(msg, "peakMemoryBytes").value_or(-1);
+      ev.cpu_time_ns = GetInt(msg, "cpuTimeNs").value_or(-1);
+      int sig = static_cast<int>(GetInt(msg, "signal").value_or(0));
+      ev.reason.clear();
+      if (GetBool(msg, "oomKilled").value_or(false)) {
+        ev.reason = "OutOfMemoryError: Container killed due to memory usage";
+      } else if (sig) {
+        ev.reason = "Process killed by signal " + std::to_string(sig) + " (" + sigabbrev_np(sig) + ")";
+      }
+    }
+    if (it != known_.end()) {
+      if (!it->second.term_reason.empty()) ev.reason = it->second.term_reason;
+      known_.erase(it);
+    }
+    l.unlock();
+    if (!ev.job_id.empty()) listener_(ev);
+    l.lock();
+    if (op == "exited") (void)SendLocked(json::object{{"op", "ack"}, {"task", task}});
+  }
+}
+
+void LocalExecutor::Lost(int fd) {
+  std::vector<TaskEvent> lost;
+  std::vector<pid_t> pids;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (fd_ == fd) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    if (stop_) return;
+    LOG_ERROR("the job supervisor went away; its {} attempts are lost", known_.size());
+    for (auto& [id, p] : pending_) {
+      p->status = Status::Server("the job supervisor went away while starting the attempt");
+      p->done = true;
+    }
+    cv_.notify_all();
+    for (auto it = known_.begin(); it != known_.end();) {
+      if (pending_.count(it->first)) {
+        ++it;
+        continue;
+      }
+      if (it->second.pid > 0) pids.push_back(it->second.pid);
+      lost.push_back(TaskEvent{TaskEvent::Kind::kExited, it->first, it->second.job_id,
+                               it->second.attempt, clock_.NowMillis(), -1, kHostLost});
+      it = known_.erase(it);
+    }
+  }
+  for (pid_t pid : pids) ::kill(-pid, SIGKILL);  // orphans of the supervisor: no one reports them
+  for (const auto& ev : lost) listener_(ev);
 }
 
 }  // namespace

@@ -16,6 +16,22 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A process that is not a zombie (a killed orphan may linger as one until init reaps it).
+bool Alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
+}
+
+// The supervisor's pid, from the executor's description.
+pid_t SupervisorPid(const Executor& e) {
+  std::string d = e.Describe();
+  size_t at = d.find("(pid ");
+  return at == std::string::npos ? 0 : static_cast<pid_t>(std::stol(d.substr(at + 5)));
+}
+
 class LocalExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -34,7 +50,7 @@ class LocalExecutorTest : public ::testing::Test {
     LocalOptions opts;
     opts.kill_grace_ms = 300;
     opts.run_dir = (root_ / "run").string();
-    opts.shim_path = DROVER_SHIM_PATH;
+    opts.supervisor_path = DROVER_SUPERVISOR_PATH;
     return MakeLocalExecutor(opts, clock_, [this](const TaskEvent& e) {
       std::lock_guard<std::mutex> l(mu_);
       events_.push_back(e);
@@ -174,12 +190,14 @@ TEST_F(LocalExecutorTest, AttemptsThatEndedWhileNoServerWatchedAreCollected) {
   // (The job waits for a gate the test opens once the executor is gone: otherwise it
   // could end, and be reported, before the executor stops.)
   auto gate = (root_ / "gate").string();
+  auto done = (root_ / "done").string();
   auto s = Spec("gone", {"sh", "-c", "while [ ! -e " + gate + " ]; do sleep 0.02; done; "
-                                     "echo bye; exit 5"});
+                                     "echo bye; touch " + done + "; exit 5"});
   ASSERT_TRUE(exec_->Start(s).ok());
   exec_.reset();
   std::ofstream(gate) << "open";
-  for (int i = 0; i < 500 && !fs::exists(root_ / "run/gone/status"); ++i) usleep(10000);
+  for (int i = 0; i < 500 && !fs::exists(done); ++i) usleep(10000);
+  usleep(200000);  // the supervisor sees the exit and keeps it for the next server
   {
     std::lock_guard<std::mutex> l(mu_);
     events_.clear();
@@ -192,6 +210,46 @@ TEST_F(LocalExecutorTest, AttemptsThatEndedWhileNoServerWatchedAreCollected) {
   TaskEvent lost = WaitExit("never");
   EXPECT_EQ(lost.exit_code, -1);
   EXPECT_NE(lost.reason.find("Host lost"), std::string::npos);
+}
+
+TEST_F(LocalExecutorTest, TheSupervisorLeavesOnceIdleAndUnwatched) {
+  ASSERT_TRUE(exec_->Start(Spec("t", {"true"})).ok());
+  EXPECT_EQ(WaitExit("t").exit_code, 0);
+  pid_t sup = SupervisorPid(*exec_);
+  ASSERT_GT(sup, 0) << exec_->Describe();
+  EXPECT_TRUE(Alive(sup));
+  exec_.reset();
+  for (int i = 0; i < 500 && Alive(sup); ++i) usleep(10000);
+  EXPECT_FALSE(Alive(sup)) << "an idle supervisor with no server stayed";
+  EXPECT_FALSE(fs::exists(root_ / "run/supervisor.sock"));
+}
+
+TEST_F(LocalExecutorTest, ServersOnOneRunDirShareOneSupervisorAndHearTheirOwnExits) {
+  auto other = NewExecutor();
+  ASSERT_GT(SupervisorPid(*exec_), 0);
+  EXPECT_EQ(SupervisorPid(*other), SupervisorPid(*exec_));
+  ASSERT_TRUE(exec_->Start(Spec("a", {"sh", "-c", "exit 1"})).ok());
+  ASSERT_TRUE(other->Start(Spec("b", {"sh", "-c", "exit 2"})).ok());
+  EXPECT_EQ(WaitExit("a").exit_code, 1);
+  EXPECT_EQ(WaitExit("b").exit_code, 2);
+  usleep(100000);
+  std::lock_guard<std::mutex> l(mu_);
+  int exits = 0;
+  for (const auto& e : events_) exits += e.kind == TaskEvent::Kind::kExited;
+  EXPECT_EQ(exits, 2) << "each exit is heard once, by the executor that started it";
+}
+
+TEST_F(LocalExecutorTest, AttemptsOfALostSupervisorAreLostAndANewOneTakesOver) {
+  ASSERT_TRUE(exec_->Start(Spec("long", {"sleep", "30"})).ok());
+  pid_t sup = SupervisorPid(*exec_);
+  ASSERT_GT(sup, 0);
+  ASSERT_EQ(::kill(sup, SIGKILL), 0);
+  TaskEvent e = WaitExit("long");
+  EXPECT_EQ(e.exit_code, -1);
+  EXPECT_NE(e.reason.find("Host lost"), std::string::npos) << e.reason;
+  ASSERT_TRUE(exec_->Start(Spec("after", {"sh", "-c", "exit 4"})).ok());
+  EXPECT_EQ(WaitExit("after").exit_code, 4);
+  EXPECT_NE(SupervisorPid(*exec_), sup);
 }
 
 TEST_F(LocalExecutorTest, ASandboxShowsOnlyTheImageAndItsMounts) {
@@ -253,6 +311,34 @@ TEST_F(CgroupExecutorTest, AMemoryHogIsKilledAndReportedAsOutOfMemory) {
   EXPECT_NE(e.exit_code, 0);
   EXPECT_GT(e.peak_memory_bytes, 16 << 20);
   EXPECT_LE(e.peak_memory_bytes, 33 << 20);
+}
+
+TEST_F(CgroupExecutorTest, AReusedGroupHasTheNewLimitsAndCountsOnlyItsOwnAttempt) {
+  if (!Available()) GTEST_SKIP() << "no writable cgroups on this host";
+  // Given two attempts one after the other, the second reuses the first's group
+  // (the same cgroup path), with its own memory limit, and its CPU time is its own.
+  const std::string show =
+      "cg=$(grep -E '^[0-9]+:memory:' /proc/self/cgroup | cut -d: -f3); "
+      "if [ -n \"$cg\" ]; then cat /sys/fs/cgroup/memory$cg/memory.limit_in_bytes; "
+      "else cg=$(grep '^0::' /proc/self/cgroup | cut -d: -f3); cat /sys/fs/cgroup$cg/memory.max; fi; "
+      "echo $cg";
+  auto burn = Spec("burn", {"sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; " + show});
+  burn.memory_mib = 64;
+  ASSERT_TRUE(exec_->Start(burn).ok());
+  TaskEvent first = WaitExit("burn");
+  auto idle = Spec("idle", {"sh", "-c", show});
+  idle.memory_mib = 32;
+  ASSERT_TRUE(exec_->Start(idle).ok());
+  TaskEvent second = WaitExit("idle");
+  std::vector<std::string> a = Lines("burn"), b = Lines("idle");
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(a[0], "67108864");
+  EXPECT_EQ(b[0], "33554432");
+  EXPECT_EQ(a[1], b[1]) << "the second attempt did not reuse the first's group";
+  EXPECT_GT(first.cpu_time_ns, 0);
+  EXPECT_GE(second.cpu_time_ns, 0);
+  EXPECT_LT(second.cpu_time_ns * 5, first.cpu_time_ns) << "the second counts the first's CPU";
 }
 
 TEST_F(CgroupExecutorTest, DaemonizedChildrenDieWithTheAttempt) {

@@ -129,11 +129,11 @@ Status CheckScratchReachable(const service::ServiceConfig& cfg, uid_t uid) {
                         "chmod o+x on the parents of the data dir), or choose another --data");
 }
 
-// drover-shim lives next to the drover binary.
-std::string ShimPath() {
+// drover-supervisor lives next to the drover binary.
+std::string SupervisorPath() {
   std::error_code ec;
   fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  return (ec ? fs::path("drover-shim") : self.parent_path() / "drover-shim").string();
+  return (ec ? fs::path("drover-supervisor") : self.parent_path() / "drover-supervisor").string();
 }
 
 }  // namespace
@@ -281,9 +281,9 @@ int RunServer(const ServerOptions& opts) {
   exec_opts.kill_grace_ms = opts.kill_grace_seconds * 1000;
   exec_opts.pids_max = opts.job_pids_max;
   exec_opts.run_dir = (dir / "run").string();
-  exec_opts.shim_path = ShimPath();
-  if (!fs::exists(exec_opts.shim_path, ec)) {
-    return fail(Status::Server("drover-shim not found at " + exec_opts.shim_path +
+  exec_opts.supervisor_path = SupervisorPath();
+  if (!fs::exists(exec_opts.supervisor_path, ec)) {
+    return fail(Status::Server("drover-supervisor not found at " + exec_opts.supervisor_path +
                                " (it is built next to drover)"));
   }
   // The leader runs the scheduler and the jobs: with SQLite, this server from
@@ -382,7 +382,7 @@ int RunServer(const ServerOptions& opts) {
   }
   svc.StopScheduler();
   if (executor) {
-    executor->Shutdown();  // attempts run on under their shims; the next server re-attaches
+    executor->Shutdown();  // attempts run on under the supervisor; the next server re-attaches
     svc.SetExecutor(nullptr);
   }
   fs::remove(dir / "endpoint", ec);

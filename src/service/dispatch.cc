@@ -28,7 +28,7 @@ constexpr const char* kTimedOut = "Job attempt duration exceeded timeout";
 constexpr int64_t kPruneEveryMs = 60 * 1000;
 // Coalesced passes for submissions to blocked queues: at most one per interval.
 constexpr auto kBlockedPassInterval = std::chrono::milliseconds(50);
-// Attempts being started at once (each waits for its drover-shim's report).
+// Attempts being started at once (each waits for the supervisor's reply).
 constexpr size_t kStarters = 8;
 
 bool Glob(std::string_view pattern, std::string_view s) {
@@ -879,7 +879,7 @@ void BatchService::SchedulePass() {
     if (pruned.ok() && *pruned > 0) LOG_INFO("pruned {} expired log streams", *pruned);
   }
   // Attempts start on the starter threads (several at once: each is a spawn of
-  // drover-shim and a wait for its report), so the next pass need not wait for
+  // request to the host's supervisor and a wait for its reply), so the next pass need not wait for
   // them. Without the scheduler thread (tests drive passes), they start here, in order.
   auto start_one = [this](const exec::TaskSpec& spec) { StartAttempt(spec); };
   auto log_pass = [&] {
@@ -903,7 +903,7 @@ void BatchService::SchedulePass() {
   log_pass();
 }
 
-// Hands one placed attempt to the executor (a posix_spawn of drover-shim and a
+// Hands one placed attempt to the executor (a request to the supervisor and a
 // wait for its report), unless the job was stopped meanwhile.
 void BatchService::StartAttempt(const exec::TaskSpec& spec) {
   {

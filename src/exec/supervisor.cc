@@ -1,0 +1,962 @@
+#include "exec/supervisor.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "exec/cgroup.h"
+#include "logs/logs.h"
+
+namespace drover::exec {
+namespace {
+
+constexpr const char* kSocket = "supervisor.sock";
+constexpr const char* kLock = "supervisor.lock";
+// Added to errno by the child when chdir() failed, to tell it from exec().
+constexpr int kChdirFailed = 1 << 20;
+// Free groups kept for reuse; more are removed.
+constexpr size_t kMaxFreeGroups = 64;
+// How long the output of an ended job is still read (an escaped process may hold the pipe).
+constexpr int64_t kDrainMs = 2000;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json::array Strings(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+std::vector<std::string> Strings(const json::object& o, std::string_view key) {
+  std::vector<std::string> out;
+  if (const auto* a = GetArray(o, key)) {
+    for (const auto& v : *a) {
+      if (v.is_string()) out.emplace_back(v.as_string());
+    }
+  }
+  return out;
+}
+
+// The socket's address: its path in the run directory, or the same file
+// through /proc/self/fd when that path is longer than a sockaddr_un holds.
+struct Address {
+  sockaddr_un addr{};
+  int dirfd = -1;
+  ~Address() {
+    if (dirfd >= 0) ::close(dirfd);
+  }
+};
+
+bool MakeAddress(const std::string& run_dir, Address& a) {
+  a.addr.sun_family = AF_UNIX;
+  std::string path = run_dir + "/" + kSocket;
+  if (path.size() >= sizeof a.addr.sun_path) {
+    a.dirfd = ::open(run_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (a.dirfd < 0) return false;
+    path = "/proc/self/fd/" + std::to_string(a.dirfd) + "/" + kSocket;
+  }
+  std::memcpy(a.addr.sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+// Resolves argv[0] against the PATH of the job's environment (not the supervisor's).
+std::optional<std::string> Resolve(const std::string& cmd, const std::vector<std::string>& env) {
+  if (cmd.empty()) return std::nullopt;
+  if (cmd.find('/') != std::string::npos) return cmd;
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& e : env) {
+    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+  }
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string full = dir + "/" + cmd;
+    if (::access(full.c_str(), X_OK) == 0) return full;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+int RlimitOf(std::string_view name) {
+  static const std::pair<const char*, int> kNames[] = {
+      {"core", RLIMIT_CORE},         {"cpu", RLIMIT_CPU},     {"data", RLIMIT_DATA},
+      {"fsize", RLIMIT_FSIZE},       {"locks", RLIMIT_LOCKS}, {"memlock", RLIMIT_MEMLOCK},
+      {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},   {"nofile", RLIMIT_NOFILE},
+      {"nproc", RLIMIT_NPROC},       {"rss", RLIMIT_RSS},     {"rtprio", RLIMIT_RTPRIO},
+      {"rttime", RLIMIT_RTTIME},     {"sigpending", RLIMIT_SIGPENDING},
+      {"stack", RLIMIT_STACK}};
+  for (const auto& [n, r] : kNames) {
+    if (name == n) return r;
+  }
+  return -1;
+}
+
+class Supervisor {
+ public:
+  Supervisor(const SupervisorOptions& opts, int listen_fd)
+      : opts_(opts), listen_(listen_fd) {}
+  int Run();
+
+ private:
+  enum Kind : uint64_t { kListen = 1, kConn = 2, kOut = 3, kChild = 4 };
+  static uint64_t Key(Kind k, uint64_t id) { return (static_cast<uint64_t>(k) << 56) | id; }
+
+  struct Conn {
+    int fd = -1;
+    std::string in, out;
+    bool want_out = false;
+  };
+  // A cgroup, created once and reused by attempt after attempt.
+  struct Group {
+    CgroupGroup cg;
+    CgroupLimits limits;         // as applied
+    std::vector<int> procs;      // its cgroup.procs files, open for the child to join
+    int peak_fd = -1;            // v2: memory.peak, reset per attempt through this fd
+    CgroupUsage base;            // counters where the previous attempt left them
+    bool reusable = true;
+  };
+  struct Task {
+    TaskSpec spec;
+    uint64_t owner = 0;  // connection that hears its exit
+    pid_t pid = -1;
+    int out = -1;
+    std::unique_ptr<logs::StreamWriter> writer;
+    std::unique_ptr<Group> group;
+    int64_t started = 0, kill_at = 0, drain_until = 0;
+    bool exited = false;
+    int status = 0;
+  };
+  struct Exit {
+    json::object record;  // the "exited" message
+    int64_t started = 0;
+    uint64_t owner = 0;
+  };
+
+  void Accept();
+  void ReadConn(uint64_t id);
+  void CloseConn(uint64_t id);
+  void Flush(uint64_t id, Conn& c);
+  void Send(uint64_t conn, const json::object& msg);
+  void Handle(uint64_t conn, const json::object& msg);
+  void Start(uint64_t conn, const json::object& msg);
+  std::string Spawn(Task& t, bool* client_error);
+  void ReapChildren();
+  void OnOutput(uint64_t serial);
+  void OnTimer(int64_t now);
+  void Finish(uint64_t serial);
+  Result<std::unique_ptr<Group>> TakeGroup(const CgroupLimits& limits);
+  void Recycle(std::unique_ptr<Group> g);
+  void DropGroup(Group& g);
+  void CleanStaleGroups();
+  bool Idle() const { return conns_.empty() && tasks_.empty() && exits_.empty(); }
+  void Remover();
+
+  SupervisorOptions opts_;
+  int listen_ = -1, ep_ = -1, sigfd_ = -1, devnull_ = -1;
+  rlimit nofile_{};  // the limit jobs get unless their ulimits say otherwise
+  SystemClock clock_;
+  std::unique_ptr<Cgroups> cgroups_;
+  uint64_t next_conn_ = 1, next_task_ = 1, next_group_ = 1;
+  std::map<uint64_t, Conn> conns_;
+  std::unordered_map<uint64_t, std::unique_ptr<Task>> tasks_;
+  std::unordered_map<std::string, uint64_t> by_id_;   // task id -> serial
+  std::unordered_map<pid_t, uint64_t> by_pid_;        // job pid -> serial
+  std::unordered_map<std::string, Exit> exits_;       // until acknowledged
+  std::set<std::pair<int64_t, uint64_t>> timers_;     // (when, task serial)
+  std::vector<std::unique_ptr<Group>> free_;          // ready for the next attempt
+  std::vector<std::unique_ptr<Group>> returning_;     // processes still dying in them
+  int64_t idle_since_ = 0;
+  // Workdirs are removed on a thread of their own (a big one must not stall starts).
+  std::mutex rm_mu_;
+  std::condition_variable rm_cv_;
+  std::deque<std::string> rm_queue_;
+  bool rm_stop_ = false;
+};
+
+int Supervisor::Run() {
+  ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+  devnull_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ::getrlimit(RLIMIT_NOFILE, &nofile_);
+  rlimit more = nofile_;
+  more.rlim_cur = more.rlim_max;  // a pooled group holds a descriptor per hierarchy
+  ::setrlimit(RLIMIT_NOFILE, &more);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &chld, nullptr);  // before any thread: they all inherit it
+  sigfd_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  cgroups_ = Cgroups::Detect(opts_.cgroup_root.empty() ? "/nonexistent" : opts_.cgroup_root,
+                             opts_.cgroup_parent);
+  CleanStaleGroups();
+  epoll_event ev{EPOLLIN, {.u64 = Key(kListen, 0)}};
+  ::epoll_ctl(ep_, EPOLL_CTL_ADD, listen_, &ev);
+  ev = {EPOLLIN, {.u64 = Key(kChild, 0)}};
+  ::epoll_ctl(ep_, EPOLL_CTL_ADD, sigfd_, &ev);
+  std::thread remover([this] { Remover(); });
+  idle_since_ = NowMs();
+  std::vector<epoll_event> events(256);
+  for (;;) {
+    int64_t now = NowMs();
+    int timeout = -1;
+    if (!timers_.empty()) timeout = static_cast<int>(std::max<int64_t>(0, timers_.begin()->first - now));
+    if (!returning_.empty()) timeout = timeout < 0 ? 20 : std::min(timeout, 20);
+    if (Idle()) {
+      // Idle with nobody connected: leave after a second (a server that
+      // connects meanwhile keeps it; one that finds it gone starts another).
+      if (now - idle_since_ >= 1000 && returning_.empty()) break;
+      timeout = timeout < 0 ? 1000 : std::min(timeout, 1000);
+    }
+    int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), timeout);
+    if (n < 0 && errno != EINTR) {
+      std::fprintf(stderr, "drover-supervisor: epoll_wait: %s\n", std::strerror(errno));
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    bool was_idle = Idle();
+    for (int i = 0; i < n; ++i) {
+      uint64_t key = events[i].data.u64;
+      uint64_t id = key & ((uint64_t{1} << 56) - 1);
+      switch (static_cast<Kind>(key >> 56)) {
+        case kListen: Accept(); break;
+        case kChild: ReapChildren(); break;
+        case kOut: OnOutput(id); break;
+        case kConn: {
+          auto it = conns_.find(id);
+          if (it == conns_.end()) break;
+          if (events[i].events & EPOLLOUT) Flush(id, it->second);
+          if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ReadConn(id);
+          break;
+        }
+      }
+    }
+    now = NowMs();
+    OnTimer(now);
+    for (auto it = returning_.begin(); it != returning_.end();) {
+      if (Cgroups::Populated((*it)->cg)) {
+        ++it;
+        continue;
+      }
+      auto g = std::move(*it);
+      it = returning_.erase(it);
+      Recycle(std::move(g));
+    }
+    if (Idle() && !was_idle) idle_since_ = now;
+  }
+  for (auto& g : free_) DropGroup(*g);
+  ::unlink((opts_.run_dir + "/" + kSocket).c_str());
+  ::close(listen_);
+  {
+    std::lock_guard<std::mutex> l(rm_mu_);
+    rm_stop_ = true;
+  }
+  rm_cv_.notify_all();
+  remover.join();
+  return 0;
+}
+
+void Supervisor::Remover() {
+  for (;;) {
+    std::string dir;
+    {
+      std::unique_lock<std::mutex> l(rm_mu_);
+      rm_cv_.wait(l, [&] { return rm_stop_ || !rm_queue_.empty(); });
+      if (rm_queue_.empty()) return;
+      dir = std::move(rm_queue_.front());
+      rm_queue_.pop_front();
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+}
+
+void Supervisor::Accept() {
+  for (;;) {
+    int fd = ::accept4(listen_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    // Only the supervisor's own user (or root) may start jobs through it.
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        (cred.uid != ::geteuid() && cred.uid != 0)) {
+      ::close(fd);
+      continue;
+    }
+    uint64_t id = next_conn_++;
+    conns_[id].fd = fd;
+    epoll_event ev{EPOLLIN, {.u64 = Key(kConn, id)}};
+    ::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+  }
+}
+
+void Supervisor::ReadConn(uint64_t id) {
+  Conn& c = conns_.at(id);
+  char buf[65536];
+  ssize_t n = ::read(c.fd, buf, sizeof buf);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    CloseConn(id);
+    return;
+  }
+  if (n < 0) return;
+  c.in.append(buf, n);
+  size_t start = 0;
+  for (size_t nl; (nl = c.in.find('\n', start)) != std::string::npos; start = nl + 1) {
+    auto msg = ParseJson(std::string_view(c.in).substr(start, nl - start));
+    if (msg.ok() && msg->is_object()) Handle(id, msg->as_object());
+    if (!conns_.count(id)) return;
+  }
+  conns_.at(id).in.erase(0, start);
+}
+
+void Supervisor::CloseConn(uint64_t id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  ::epoll_ctl(ep_, EPOLL_CTL_DEL, it->second.fd, nullptr);
+  ::close(it->second.fd);
+  conns_.erase(it);
+}
+
+void Supervisor::Flush(uint64_t id, Conn& c) {
+  while (!c.out.empty()) {
+    ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      c.out.erase(0, n);
+    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      break;
+    } else {
+      CloseConn(id);
+      return;
+    }
+  }
+  bool want = !c.out.empty();
+  if (want != c.want_out) {
+    c.want_out = want;
+    epoll_event ev{EPOLLIN | (want ? EPOLLOUT : 0u), {.u64 = Key(kConn, id)}};
+    ::epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+  }
+}
+
+void Supervisor::Send(uint64_t conn, const json::object& msg) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return;  // kept (exits) or lost (replies): the server asks again
+  it->second.out += ToJson(msg);
+  it->second.out += '\n';
+  Flush(conn, it->second);
+}
+
+void Supervisor::Handle(uint64_t conn, const json::object& msg) {
+  std::string_view op = GetString(msg, "op").value_or("");
+  std::string task(GetString(msg, "task").value_or(""));
+  if (op == "hello") {
+    Send(conn, {{"op", "hello"},
+                {"version", kSupervisorProtocol},
+                {"pid", ::getpid()},
+                {"describe", cgroups_->Describe()}});
+  } else if (op == "start") {
+    Start(conn, msg);
+  } else if (op == "attach") {
+    if (auto it = by_id_.find(task); it != by_id_.end()) {
+      Task& t = *tasks_.at(it->second);
+      t.owner = conn;
+      Send(conn, {{"op", "running"}, {"task", task}, {"pid", t.pid}, {"at", t.started}});
+    } else if (auto e = exits_.find(task); e != exits_.end()) {
+      e->second.owner = conn;
+      Send(conn, {{"op", "running"}, {"task", task}, {"pid", 0}, {"at", e->second.started}});
+      Send(conn, e->second.record);
+    } else {
+      Send(conn, {{"op", "unknown"}, {"task", task}});
+    }
+  } else if (op == "term") {
+    auto it = by_id_.find(task);
+    if (it == by_id_.end()) return;
+    Task& t = *tasks_.at(it->second);
+    if (t.exited) return;
+    ::kill(-t.pid, SIGTERM);
+    if (t.kill_at == 0) {
+      t.kill_at = NowMs() + GetInt(msg, "graceMs").value_or(30000);
+      timers_.insert({t.kill_at, it->second});
+    }
+  } else if (op == "ack") {
+    exits_.erase(task);
+  }
+}
+
+void Supervisor::Start(uint64_t conn, const json::object& msg) {
+  const json::object* spec = GetObject(msg, "spec");
+  auto t = std::make_unique<Task>();
+  if (spec) t->spec = SpecFromJson(*spec);
+  t->owner = conn;
+  const std::string id = t->spec.task_id;
+  auto fail = [&](bool client, const std::string& error) {
+    Send(conn, {{"op", "failed"}, {"task", id}, {"client", client}, {"error", error}});
+  };
+  if (id.empty() || by_id_.count(id) || exits_.count(id)) {
+    fail(false, "attempt " + id + " is already known to the supervisor");
+    return;
+  }
+  auto writer = logs::StreamWriter::Open(t->spec.log_root, t->spec.log_group, t->spec.log_stream,
+                                         t->spec.log_cap_bytes, clock_);
+  if (!writer.ok()) {
+    fail(true, "CannotStartContainerError: cannot open the job's log: " + writer.status().message());
+    return;
+  }
+  t->writer = std::move(writer).value();
+  for (const auto& line : t->spec.log_header) (void)t->writer->Write(line + "\n");
+  CgroupLimits limits;
+  limits.memory_bytes = t->spec.memory_mib << 20;
+  limits.vcpus = t->spec.vcpus;
+  limits.hard_cpu = t->spec.hard_cpu;
+  limits.pids_max = GetInt(msg, "pidsMax").value_or(0);
+  if (cgroups_->mode() != Cgroups::Mode::kNone) {
+    auto g = TakeGroup(limits);
+    if (!g.ok()) {
+      (void)t->writer->Close();
+      fail(false, g.status().message());
+      return;
+    }
+    t->group = std::move(g).value();
+  }
+  bool client = true;
+  std::string error = Spawn(*t, &client);
+  if (!error.empty()) {
+    (void)t->writer->Close();
+    if (t->group) Recycle(std::move(t->group));
+    fail(client, error);
+    return;
+  }
+  uint64_t serial = next_task_++;
+  epoll_event ev{EPOLLIN, {.u64 = Key(kOut, serial)}};
+  ::epoll_ctl(ep_, EPOLL_CTL_ADD, t->out, &ev);
+  by_id_[id] = serial;
+  by_pid_[t->pid] = serial;
+  Send(conn, {{"op", "started"}, {"task", id}, {"pid", t->pid}, {"at", t->started}});
+  tasks_[serial] = std::move(t);
+}
+
+// Starts the job's process: a vfork whose child joins the cgroup, sets limits,
+// mounts the sandbox's root, drops to the job's user and execs. The child
+// shares the supervisor's memory until then, so it only makes system calls
+// (raw ones for credentials) on what was prepared here. Returns "" or why not.
+std::string Supervisor::Spawn(Task& t, bool* client_error) {
+  const TaskSpec& spec = t.spec;
+  std::vector<std::string> argv = spec.argv;
+  if (argv.empty()) {
+    return "CannotStartContainerError: the job has no command to run (host mode has no image "
+           "default command)";
+  }
+  // In a sandbox the command is found inside the image, by bubblewrap.
+  std::string merged, overlay_opts;
+  if (spec.sandbox) {
+    auto bwrap = Resolve("bwrap", {"PATH=/usr/bin:/bin:/usr/local/bin:/usr/sbin:/sbin"});
+    if (!bwrap) return "CannotStartContainerError: bubblewrap (bwrap) is not installed on this host";
+    std::string ovl = spec.workdir + "/.rootfs", upper = ovl + "/upper", work = ovl + "/work",
+                tmp = spec.workdir + "/tmp";
+    merged = ovl + "/merged";
+    for (const auto& d : {ovl, upper, work, merged, tmp}) {
+      ::mkdir(d.c_str(), 0700);
+      if (spec.uid) {
+        [[maybe_unused]] int rc = ::chown(d.c_str(), *spec.uid, spec.gid.value_or(0));
+      }
+    }
+    overlay_opts = "lowerdir=" + spec.sandbox->rootfs + ",upperdir=" + upper + ",workdir=" + work;
+    const auto& box = *spec.sandbox;
+    std::vector<std::string> b = {*bwrap, "--unshare-all", "--die-with-parent"};
+    if (box.network) b.push_back("--share-net");
+    if (box.uid) b.insert(b.end(), {"--uid", std::to_string(*box.uid)});
+    if (box.gid) b.insert(b.end(), {"--gid", std::to_string(*box.gid)});
+    b.insert(b.end(), {box.read_only_root ? "--ro-bind" : "--bind", merged, "/", "--proc",
+                       "/proc", "--dev", "/dev", "--bind", tmp, "/tmp"});
+    for (const auto& m : box.mounts) {
+      if (m.tmpfs_mib > 0) {
+        b.insert(b.end(), {"--size", std::to_string(m.tmpfs_mib << 20), "--tmpfs", m.target});
+        continue;
+      }
+      b.push_back(m.device ? "--dev-bind" : m.read_only ? "--ro-bind" : "--bind");
+      b.push_back(m.source);
+      b.push_back(m.target);
+    }
+    b.insert(b.end(), {"--chdir", "/", "--"});
+    b.insert(b.end(), argv.begin(), argv.end());
+    argv = std::move(b);
+  }
+  auto path = Resolve(argv[0], spec.env);
+  if (!path) return "CannotStartContainerError: executable file not found in $PATH: " + argv[0];
+  std::vector<std::string> env = spec.env;
+  std::vector<char*> cargv, cenv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  for (auto& e : env) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  // ulimits, as ECS maps them onto setrlimit (lowering works; raising past the
+  // supervisor's own hard limit needs a privilege it may not have, and fails).
+  std::vector<std::pair<int, rlimit>> limits{{RLIMIT_NOFILE, nofile_}};
+  for (const auto& u : spec.ulimits) {
+    if (int r = RlimitOf(u.name); r >= 0) {
+      limits.push_back({r, {static_cast<rlim_t>(u.soft), static_cast<rlim_t>(u.hard)}});
+    }
+  }
+  if (!t.group && spec.memory_mib > 0) {  // no cgroups: the address-space rlimit is what is left
+    rlim_t bytes = static_cast<rlim_t>(spec.memory_mib) << 20;
+    limits.push_back({RLIMIT_AS, {bytes, bytes}});
+  }
+  static const std::vector<int> kNoProcs;
+  const std::vector<int>& procs = t.group ? t.group->procs : kNoProcs;
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    *client_error = false;
+    return std::string("cannot make the job's output pipe: ") + std::strerror(errno);
+  }
+  const bool sandbox = spec.sandbox.has_value();
+  const char* workdir = spec.workdir.c_str();
+  const int devnull = devnull_;
+  volatile long uid = spec.uid ? static_cast<long>(*spec.uid) : -1;  // volatile: across vfork
+  volatile long gid = spec.gid ? static_cast<long>(*spec.gid) : -1;
+  volatile int child_err = 0;
+  pid_t pid = ::vfork();
+  if (pid == 0) {
+    // The job: its own process group, in its cgroup before it runs anything.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::signal(s, SIG_DFL);
+    ::setpgid(0, 0);
+    int err = 0;
+    char pidbuf[24];
+    int len = 0;
+    for (long v = ::syscall(SYS_getpid); v > 0; v /= 10) pidbuf[len++] = static_cast<char>('0' + v % 10);
+    for (int i = 0; i < len / 2; ++i) std::swap(pidbuf[i], pidbuf[len - 1 - i]);
+    for (int fd : procs) {
+      if (!err && ::write(fd, pidbuf, len) != len) err = errno;
+    }
+    for (const auto& [resource, value] : limits) ::setrlimit(resource, &value);
+    if (!err && sandbox) {
+      // The image's root filesystem with a writable layer of its own, mounted in
+      // a mount namespace of the attempt's (it vanishes with it); bubblewrap,
+      // running as the job's user, then makes it the root of every namespace.
+      if (::unshare(CLONE_NEWNS) != 0 ||
+          ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+          ::mount("overlay", merged.c_str(), "overlay", 0, overlay_opts.c_str()) != 0) {
+        err = errno;
+      }
+    }
+    if (!err && gid >= 0 &&
+        (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, gid, gid, gid) != 0)) {
+      err = errno;
+    }
+    if (!err && uid >= 0 && ::syscall(SYS_setresuid, uid, uid, uid) != 0) err = errno;
+    if (!err && ::chdir(workdir) != 0) err = errno + kChdirFailed;
+    if (!err) {
+      if (devnull >= 0) ::dup2(devnull, 0);
+      ::dup2(out[1], 1);
+      ::dup2(out[1], 2);
+      ::execve(path->c_str(), cargv.data(), cenv.data());
+      err = errno;
+    }
+    child_err = err;
+    ::_exit(127);
+  }
+  int fork_errno = errno;
+  ::close(out[1]);
+  if (pid < 0) {
+    ::close(out[0]);
+    *client_error = false;
+    return std::string("cannot start the job's process: ") + std::strerror(fork_errno);
+  }
+  if (int err = child_err; err != 0) {
+    ::waitpid(pid, nullptr, 0);
+    ::close(out[0]);
+    if (err >= kChdirFailed) {
+      return "CannotStartContainerError: cannot enter the working directory " + spec.workdir +
+             ": " + std::strerror(err - kChdirFailed);
+    }
+    return "CannotStartContainerError: " + argv[0] + ": " + std::strerror(err);
+  }
+  ::fcntl(out[0], F_SETFL, ::fcntl(out[0], F_GETFL) | O_NONBLOCK);
+  t.pid = pid;
+  t.out = out[0];
+  t.started = NowMs();
+  return "";
+}
+
+void Supervisor::ReapChildren() {
+  signalfd_siginfo si;
+  while (::read(sigfd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+  }
+  int status = 0;
+  for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+    auto it = by_pid_.find(pid);
+    if (it == by_pid_.end()) continue;
+    uint64_t serial = it->second;
+    by_pid_.erase(it);
+    Task& t = *tasks_.at(serial);
+    t.exited = true;
+    t.status = status;
+    // The attempt ends with its main process, as ECS does: its whole tree
+    // goes, daemonized processes included (the cgroup has them).
+    ::kill(-t.pid, SIGKILL);
+    if (t.group && Cgroups::Populated(t.group->cg)) Cgroups::Kill(t.group->cg);
+    if (t.out < 0) {
+      Finish(serial);
+    } else {
+      t.drain_until = NowMs() + kDrainMs;
+      timers_.insert({t.drain_until, serial});
+    }
+  }
+}
+
+void Supervisor::OnOutput(uint64_t serial) {
+  auto it = tasks_.find(serial);
+  if (it == tasks_.end()) return;
+  Task& t = *it->second;
+  char buf[65536];
+  ssize_t r = ::read(t.out, buf, sizeof buf);
+  if (r > 0) {
+    (void)t.writer->Write(std::string_view(buf, r));
+    return;
+  }
+  if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  ::epoll_ctl(ep_, EPOLL_CTL_DEL, t.out, nullptr);  // every writer of the pipe is gone
+  ::close(t.out);
+  t.out = -1;
+  if (t.exited) Finish(serial);
+}
+
+void Supervisor::OnTimer(int64_t now) {
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    uint64_t serial = timers_.begin()->second;
+    timers_.erase(timers_.begin());
+    auto it = tasks_.find(serial);
+    if (it == tasks_.end()) continue;
+    Task& t = *it->second;
+    if (!t.exited && t.kill_at > 0 && t.kill_at <= now) {
+      ::kill(-t.pid, SIGKILL);
+      if (t.group) Cgroups::Kill(t.group->cg);
+    } else if (t.exited && t.drain_until > 0 && t.drain_until <= now) {
+      Finish(serial);  // an escaped process holds the pipe
+    }
+  }
+}
+
+void Supervisor::Finish(uint64_t serial) {
+  auto it = tasks_.find(serial);
+  std::unique_ptr<Task> t = std::move(it->second);
+  tasks_.erase(it);
+  by_id_.erase(t->spec.task_id);
+  if (t->out >= 0) {
+    ::epoll_ctl(ep_, EPOLL_CTL_DEL, t->out, nullptr);
+    ::close(t->out);
+  }
+  int64_t stopped = NowMs();
+  (void)t->writer->Close();
+  CgroupUsage usage;
+  if (t->group) {
+    Group& g = *t->group;
+    CgroupUsage now = Cgroups::Usage(g.cg, g.peak_fd);
+    usage.peak_memory_bytes = now.peak_memory_bytes;
+    if (now.cpu_time_ns >= 0) usage.cpu_time_ns = now.cpu_time_ns - std::max<int64_t>(0, g.base.cpu_time_ns);
+    if (now.oom_kills >= 0) usage.oom_killed = now.oom_kills > std::max<int64_t>(0, g.base.oom_kills);
+    g.base = now;
+    if (Cgroups::Populated(g.cg)) {
+      Cgroups::Kill(g.cg);
+      returning_.push_back(std::move(t->group));
+    } else {
+      Recycle(std::move(t->group));
+    }
+  }
+  if (t->spec.remove_workdir && !t->spec.workdir.empty()) {
+    {
+      std::lock_guard<std::mutex> l(rm_mu_);
+      rm_queue_.push_back(t->spec.workdir);
+    }
+    rm_cv_.notify_one();
+  }
+  int st = t->status;
+  json::object record{{"op", "exited"},
+                      {"task", t->spec.task_id},
+                      {"at", stopped},
+                      {"exitCode", WIFEXITED(st)     ? WEXITSTATUS(st)
+                                   : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
+                                                     : 255},
+                      {"signal", WIFSIGNALED(st) ? WTERMSIG(st) : 0},
+                      {"peakMemoryBytes", usage.peak_memory_bytes},
+                      {"cpuTimeNs", usage.cpu_time_ns},
+                      {"oomKilled", usage.oom_killed}};
+  Send(t->owner, record);
+  exits_[t->spec.task_id] = Exit{std::move(record), t->started, t->owner};
+}
+
+Result<std::unique_ptr<Supervisor::Group>> Supervisor::TakeGroup(const CgroupLimits& limits) {
+  // A free group with the same limits needs no write at all; another one
+  // needs only the limits that differ.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (auto it = free_.rbegin(); it != free_.rend(); ++it) {
+      if (pass == 0 && !((*it)->limits == limits)) continue;
+      std::unique_ptr<Group> g = std::move(*it);
+      free_.erase(std::next(it).base());
+      if (pass == 1) {
+        if (!cgroups_->Apply(g->cg, g->limits, limits).ok()) {
+          DropGroup(*g);  // e.g. a memory limit below what is still charged: a new one
+          break;
+        }
+        g->limits = limits;
+      }
+      return g;
+    }
+  }
+  auto g = std::make_unique<Group>();
+  auto cg = cgroups_->Create(
+      "p" + std::to_string(::getpid()) + "-" + std::to_string(next_group_++), limits);
+  if (!cg.ok()) return cg.status();
+  g->cg = std::move(cg).value();
+  g->limits = limits;
+  g->base.cpu_time_ns = g->base.oom_kills = 0;
+  for (const auto& f : cgroups_->ProcsFiles(g->cg)) {
+    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      Status s = Status::Server("cannot set up the attempt's cgroup (open " + f +
+                                "): " + std::strerror(errno));
+      DropGroup(*g);
+      return s;
+    }
+    g->procs.push_back(fd);
+  }
+  return g;
+}
+
+void Supervisor::Recycle(std::unique_ptr<Group> g) {
+  if (!g->reusable || free_.size() >= kMaxFreeGroups || !Cgroups::ResetPeak(g->cg, &g->peak_fd)) {
+    DropGroup(*g);
+    return;
+  }
+  free_.push_back(std::move(g));
+}
+
+void Supervisor::DropGroup(Group& g) {
+  for (int fd : g.procs) ::close(fd);
+  g.procs.clear();
+  if (g.peak_fd >= 0) ::close(g.peak_fd);
+  g.peak_fd = -1;
+  for (int i = 0; i < 50 && !Cgroups::Remove(g.cg); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// Groups of supervisors that died ("p<pid>-<n>" whose pid is gone): removed
+// when empty.
+void Supervisor::CleanStaleGroups() {
+  if (cgroups_->mode() == Cgroups::Mode::kNone) return;
+  std::vector<std::string> parents;
+  if (cgroups_->mode() == Cgroups::Mode::kV2) {
+    parents.push_back(opts_.cgroup_root + "/" + opts_.cgroup_parent);
+  } else {
+    for (const char* c : {"memory", "cpu", "cpuacct", "pids", "freezer", "unified"}) {
+      parents.push_back(opts_.cgroup_root + "/" + c + "/" + opts_.cgroup_parent);
+    }
+  }
+  for (const auto& parent : parents) {
+    DIR* d = ::opendir(parent.c_str());
+    if (!d) continue;
+    while (dirent* e = ::readdir(d)) {
+      long pid = 0;
+      int used = 0;
+      if (std::sscanf(e->d_name, "p%ld-%*d%n", &pid, &used) != 1 || e->d_name[used] != '\0') {
+        continue;
+      }
+      if (pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0) continue;
+      ::rmdir((parent + "/" + e->d_name).c_str());
+    }
+    ::closedir(d);
+  }
+}
+
+}  // namespace
+
+json::object SpecToJson(const TaskSpec& spec) {
+  json::object o{{"taskId", spec.task_id},
+                 {"jobId", spec.job_id},
+                 {"attempt", spec.attempt},
+                 {"argv", Strings(spec.argv)},
+                 {"env", Strings(spec.env)},
+                 {"workdir", spec.workdir},
+                 {"removeWorkdir", spec.remove_workdir},
+                 {"logRoot", spec.log_root},
+                 {"logGroup", spec.log_group},
+                 {"logStream", spec.log_stream},
+                 {"logCapBytes", spec.log_cap_bytes},
+                 {"logHeader", Strings(spec.log_header)},
+                 {"memoryMiB", spec.memory_mib},
+                 {"vcpus", spec.vcpus},
+                 {"hardCpu", spec.hard_cpu}};
+  if (spec.uid) o["uid"] = *spec.uid;
+  if (spec.gid) o["gid"] = *spec.gid;
+  if (spec.sandbox) {
+    json::array mounts;
+    for (const auto& m : spec.sandbox->mounts) {
+      mounts.push_back(json::object{{"source", m.source}, {"target", m.target},
+                                    {"readOnly", m.read_only}, {"device", m.device},
+                                    {"tmpfsMiB", m.tmpfs_mib}});
+    }
+    json::object box{{"rootfs", spec.sandbox->rootfs},
+                     {"readOnlyRoot", spec.sandbox->read_only_root},
+                     {"network", spec.sandbox->network},
+                     {"mounts", std::move(mounts)}};
+    if (spec.sandbox->uid) box["uid"] = *spec.sandbox->uid;
+    if (spec.sandbox->gid) box["gid"] = *spec.sandbox->gid;
+    o["sandbox"] = std::move(box);
+  }
+  json::array ulimits;
+  for (const auto& u : spec.ulimits) {
+    ulimits.push_back(json::object{{"name", u.name}, {"soft", u.soft}, {"hard", u.hard}});
+  }
+  o["ulimits"] = std::move(ulimits);
+  return o;
+}
+
+TaskSpec SpecFromJson(const json::object& o) {
+  TaskSpec s;
+  s.task_id = GetString(o, "taskId").value_or("");
+  s.job_id = GetString(o, "jobId").value_or("");
+  s.attempt = static_cast<int>(GetInt(o, "attempt").value_or(1));
+  s.argv = Strings(o, "argv");
+  s.env = Strings(o, "env");
+  s.workdir = GetString(o, "workdir").value_or("/");
+  s.remove_workdir = GetBool(o, "removeWorkdir").value_or(false);
+  s.log_root = GetString(o, "logRoot").value_or("");
+  s.log_group = GetString(o, "logGroup").value_or("");
+  s.log_stream = GetString(o, "logStream").value_or("");
+  s.log_cap_bytes = static_cast<uint64_t>(GetInt(o, "logCapBytes").value_or(0));
+  s.log_header = Strings(o, "logHeader");
+  s.memory_mib = GetInt(o, "memoryMiB").value_or(0);
+  if (auto it = o.find("vcpus"); it != o.end() && it->value().is_number()) {
+    s.vcpus = it->value().to_number<double>();
+  }
+  s.hard_cpu = GetBool(o, "hardCpu").value_or(false);
+  if (auto u = GetInt(o, "uid")) s.uid = static_cast<uid_t>(*u);
+  if (auto g = GetInt(o, "gid")) s.gid = static_cast<gid_t>(*g);
+  if (const auto* box = GetObject(o, "sandbox")) {
+    TaskSpec::Sandbox b;
+    b.rootfs = GetString(*box, "rootfs").value_or("");
+    b.read_only_root = GetBool(*box, "readOnlyRoot").value_or(false);
+    b.network = GetBool(*box, "network").value_or(false);
+    if (auto u = GetInt(*box, "uid")) b.uid = static_cast<uid_t>(*u);
+    if (auto g = GetInt(*box, "gid")) b.gid = static_cast<gid_t>(*g);
+    if (const auto* mounts = GetArray(*box, "mounts")) {
+      for (const auto& m : *mounts) {
+        if (!m.is_object()) continue;
+        const auto& mo = m.as_object();
+        TaskSpec::Mount mount;
+        mount.source = GetString(mo, "source").value_or("");
+        mount.target = GetString(mo, "target").value_or("");
+        mount.read_only = GetBool(mo, "readOnly").value_or(false);
+        mount.device = GetBool(mo, "device").value_or(false);
+        mount.tmpfs_mib = GetInt(mo, "tmpfsMiB").value_or(0);
+        b.mounts.push_back(std::move(mount));
+      }
+    }
+    s.sandbox = std::move(b);
+  }
+  if (const auto* ul = GetArray(o, "ulimits")) {
+    for (const auto& u : *ul) {
+      if (!u.is_object()) continue;
+      s.ulimits.push_back({std::string(GetString(u.as_object(), "name").value_or("")),
+                           GetInt(u.as_object(), "soft").value_or(0),
+                           GetInt(u.as_object(), "hard").value_or(0)});
+    }
+  }
+  return s;
+}
+
+Result<int> ConnectSupervisor(const std::string& run_dir) {
+  Address a;
+  if (!MakeAddress(run_dir, a)) {
+    return Status::Server("cannot open " + run_dir + ": " + std::strerror(errno));
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::Server(std::string("socket: ") + std::strerror(errno));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a.addr), sizeof a.addr) != 0) {
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    return Status::Server("cannot connect to the supervisor at " + run_dir + "/" + kSocket +
+                          ": " + std::strerror(err));
+  }
+  return fd;
+}
+
+int RunSupervisor(const SupervisorOptions& opts) {
+  auto report = [&](const std::string& line) {
+    if (opts.ready_fd >= 0) {
+      [[maybe_unused]] auto n = ::write(opts.ready_fd, line.data(), line.size());
+      ::close(opts.ready_fd);
+    }
+  };
+  for (int s : {SIGHUP, SIGINT, SIGTERM, SIGPIPE}) ::signal(s, SIG_IGN);
+  std::error_code ec;
+  std::filesystem::create_directories(opts.run_dir, ec);
+  int lock = ::open((opts.run_dir + "/" + kLock).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0) {
+    report("err cannot open " + opts.run_dir + "/" + kLock + ": " + std::strerror(errno) + "\n");
+    return 1;
+  }
+  if (::flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    report("err busy\n");  // another supervisor serves this run directory
+    return 0;
+  }
+  Address a;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  ::unlink((opts.run_dir + "/" + kSocket).c_str());  // a dead supervisor's
+  mode_t umask = ::umask(077);  // the socket: the supervisor's user only
+  if (fd < 0 || !MakeAddress(opts.run_dir, a) ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&a.addr), sizeof a.addr) != 0 || ::listen(fd, 128) != 0) {
+    report("err cannot listen on " + opts.run_dir + "/" + kSocket + ": " + std::strerror(errno) + "\n");
+    return 1;
+  }
+  ::umask(umask);
+  // Its own output goes to a file beside the socket.
+  int log = ::open((opts.run_dir + "/supervisor.log").c_str(),
+                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null >= 0) ::dup2(null, 0);
+  if (log >= 0) {
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+  }
+  report("ok\n");
+  Supervisor s(opts, fd);
+  int rc = s.Run();
+  ::close(lock);
+  return rc;
+}
+
+}  // namespace drover::exec
