@@ -29,8 +29,11 @@ struct TaskSpec {
   int attempt = 1;
   std::vector<std::string> argv;  // argv[0] is looked up in the PATH of `env`
   std::vector<std::string> env;   // "NAME=value": the whole environment
-  std::string workdir;            // created by the caller
-  bool remove_workdir = false;    // delete it (and everything in it) when the attempt ends
+  std::string workdir;            // must exist, unless scratch_workdir
+  // `workdir` is the attempt's own scratch directory: the executor makes it
+  // (empty, mode 0700, owned by uid/gid) and removes it with everything in it
+  // when the attempt ends.
+  bool scratch_workdir = false;
   std::optional<uid_t> uid;       // run as this user (and gid) when set
   std::optional<gid_t> gid;
   // Output: stdout and stderr go, line by line with timestamps, to this stream.

@@ -346,6 +346,7 @@ void BatchService::Call(std::string_view operation, json::value request, Reply d
       std::lock_guard<std::mutex> s(sched_mu_);
       first = !sched_deferred_;
       sched_deferred_ = true;
+      sched_full_ = true;
     }
     if (first) sched_cv_.notify_one();
   } else if (wake) {

@@ -106,7 +106,11 @@ class BatchService {
   // it whenever Wake() is called and at least once a second.
   void SetExecutor(exec::Executor* executor);
   void OnTaskEvent(const exec::TaskEvent& event);
-  void SchedulePass();
+  // `full`: decide for up to 2,000 waiting jobs at each queue head (backfill
+  // reaches that far); a pass after an attempt ended decides for a short window
+  // only (what its capacity can take). Full passes run on any other wake-up and
+  // at least once a second.
+  void SchedulePass(bool full = true);
   void StartScheduler();
   void StopScheduler();
   // Asks for a scheduler pass now. Wake(queue) is for new jobs in `queue`: if the
@@ -116,6 +120,7 @@ class BatchService {
   // pass each). Capacity changes (an attempt ends, a job is stopped) wake at once.
   void Wake();
   void Wake(const std::string& queue);
+  void WakeForCapacity();  // an attempt ended: a short-window pass (see SchedulePass)
   // Several servers on one store (cluster.cc). Every server answers the API
   // from its own in-memory view, which ApplyChanges() keeps up to date with
   // what the others store; only the leader (the holder of the store's lease)
@@ -239,7 +244,7 @@ class BatchService {
   bool ResolveDependencies(Outcome& out, bool follower);
   void DecayShareHistory(int64_t now);
   void FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& out);
-  sched::Snapshot BuildSnapshot();
+  sched::Snapshot BuildSnapshot(size_t window);
   exec::TaskSpec MakeTaskSpec(Job& job, const std::string& ce_arn);
   void PersistSync(Outcome out);
   void SchedulerLoop();
@@ -334,6 +339,7 @@ class BatchService {
   std::mutex sched_mu_;
   std::condition_variable sched_cv_;
   bool sched_wake_ = false;  // guarded by sched_mu_
+  bool sched_full_ = true;   // the next pass is a full one (guarded by sched_mu_)
   bool sched_deferred_ = false;  // a coalesced wake is due (guarded by sched_mu_)
   // Queues the last pass left jobs waiting in (guarded by mu_).
   std::unordered_set<std::string> blocked_queues_;

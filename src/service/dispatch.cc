@@ -237,7 +237,7 @@ void BatchService::DecayShareHistory(int64_t now) {
   }
 }
 
-sched::Snapshot BatchService::BuildSnapshot() {
+sched::Snapshot BatchService::BuildSnapshot(size_t window) {
   sched::Snapshot snap;
   snapshot_jobs_.clear();
   snap.host.capacity = cfg_.host_capacity;
@@ -293,13 +293,12 @@ sched::Snapshot BatchService::BuildSnapshot() {
     policies[q.arn] = policy == resources_.end() ? nullptr : &policy->second.doc;
   }
   // The head of each queue (each share of a fair-share queue): a pass decides for
-  // at most kWindow jobs per head, so its cost follows what it can place, not the
+  // at most `window` jobs per head, so its cost follows what it can place, not the
   // depth of the queue. Jobs further back wait for their turn (and say so).
-  constexpr size_t kWindow = 2000;
   for (const auto& [key, jobs] : runnable_) {
     size_t n = 0;
     for (Job* j : jobs) {
-      if (n++ == kWindow) break;
+      if (n++ == window) break;
       sched::JobView v{j->id, j->queue, j->need, j->seq, j->retried};
       v.handle = snapshot_jobs_.size();
       snapshot_jobs_.push_back(j);
@@ -380,19 +379,13 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
   spec.log_cap_bytes = cfg_.log_cap_bytes;
 
   std::string scratch = cfg_.scratch_root + "/" + job.id + "-" + std::to_string(spec.attempt);
-  std::error_code ec;
-  std::filesystem::create_directories(scratch, ec);
-  ::chmod(scratch.c_str(), 0700);
   spec.uid = cfg_.job_uid;
   spec.gid = cfg_.job_gid;
   if (cfg_.job_uid && cfg_.job_uid_count > 0) {
     spec.uid = cfg_.job_uid_base + static_cast<uid_t>(next_uid_++ % cfg_.job_uid_count);
   }
-  if (spec.uid) {
-    [[maybe_unused]] int rc = ::chown(scratch.c_str(), *spec.uid, spec.gid.value_or(0));
-  }
   spec.workdir = scratch;
-  spec.remove_workdir = true;
+  spec.scratch_workdir = true;  // the executor makes it, as the attempt's user
   spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
               "HOME=" + scratch, "TMPDIR=" + scratch};
   if (const auto* env = GetArray(container, "environment")) {
@@ -530,6 +523,7 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
         }
       }
       // GPUs: the sandbox gets its own devices' nodes and no others.
+      std::error_code ec;
       for (const auto& g : job.gpus) {
         for (std::string dev : {"/dev/nvidia" + g}) {
           if (std::filesystem::exists(dev, ec)) box.mounts.push_back({dev, dev, false, true});
@@ -686,7 +680,7 @@ void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
     }
     Persist(std::move(out), [](Result<json::object>) {});
   }
-  if (ev.kind == exec::TaskEvent::Kind::kExited) Wake();
+  if (ev.kind == exec::TaskEvent::Kind::kExited) WakeForCapacity();
 }
 
 void BatchService::PersistSync(Outcome out) {
@@ -751,7 +745,7 @@ bool BatchService::ResolveDependencies(Outcome& out, bool follower) {
   return partial && moved;
 }
 
-void BatchService::SchedulePass() {
+void BatchService::SchedulePass(bool full) {
   std::lock_guard<std::mutex> pass(pass_mu_);
   if (!leading()) return;  // a follower: the leader schedules (cluster.cc)
   auto t_pass = std::chrono::steady_clock::now();
@@ -777,7 +771,9 @@ void BatchService::SchedulePass() {
     }
     // 3. Placement: the pure scheduler decides on a snapshot, outside the lock.
     DecayShareHistory(now);
-    sched::Snapshot snap = BuildSnapshot();
+    // Windows: a full pass backfills deep; one after an exit fills the freed capacity.
+    constexpr size_t kFullWindow = 2000, kCapacityWindow = 64;
+    sched::Snapshot snap = BuildSnapshot(full ? kFullWindow : kCapacityWindow);
     uint64_t generation = generation_;
     l.unlock();
     sched::Plan plan = sched::Schedule(snap);
@@ -1021,6 +1017,15 @@ void BatchService::Wake() {
   {
     std::lock_guard<std::mutex> l(sched_mu_);
     sched_wake_ = true;
+    sched_full_ = true;
+  }
+  sched_cv_.notify_all();
+}
+
+void BatchService::WakeForCapacity() {
+  {
+    std::lock_guard<std::mutex> l(sched_mu_);
+    sched_wake_ = true;
   }
   sched_cv_.notify_all();
 }
@@ -1028,8 +1033,9 @@ void BatchService::Wake() {
 void BatchService::SchedulerLoop() {
   using namespace std::chrono;
   constexpr auto kTick = seconds(1);  // passes run at least this often (timeouts, retention)
-  auto last_pass = steady_clock::now();
+  auto last_pass = steady_clock::now(), last_full = last_pass;
   for (;;) {
+    bool full;
     {
       std::unique_lock<std::mutex> l(sched_mu_);
       for (;;) {
@@ -1044,9 +1050,12 @@ void BatchService::SchedulerLoop() {
       }
       sched_wake_ = false;
       sched_deferred_ = false;
+      full = sched_full_ || steady_clock::now() >= last_full + kTick;
+      sched_full_ = false;
     }
     last_pass = steady_clock::now();
-    SchedulePass();
+    if (full) last_full = last_pass;
+    SchedulePass(full);
   }
 }
 

@@ -125,6 +125,26 @@ TEST_F(JobsTest, AJobRunsThroughEveryStateToSucceeded) {
   EXPECT_FALSE(job.contains("drover:ce"));
 }
 
+TEST_F(JobsTest, APassAfterAnExitLooksOnlyAtTheQueueHeadAndAFullPassBackfills) {
+  // Given two running 1-vCPU jobs on the 2-vCPU CE, then 70 jobs of 2 vCPUs and a small
+  // job behind them: when one attempt ends, the short pass after the exit does not reach
+  // the small job (71st in line); the next full pass backfills it into the free vCPU.
+  std::string r1 = Submit(), r2 = Submit();
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 2u);
+  Submit(R"(,"arrayProperties":{"size":70},"containerOverrides":{"resourceRequirements":[{"type":"VCPU","value":"2"}]})");
+  std::string small = Submit();
+  svc_->SchedulePass();
+  ASSERT_EQ(exec_.started.size(), 2u);
+  Exit(exec_.started[0], 0);
+  svc_->SchedulePass(/*full=*/false);
+  EXPECT_EQ(exec_.started.size(), 2u) << "the short pass reached past its window";
+  EXPECT_EQ(Status(small), "RUNNABLE");
+  svc_->SchedulePass(/*full=*/true);
+  ASSERT_EQ(exec_.started.size(), 3u);
+  EXPECT_EQ(exec_.started[2].job_id, small);
+}
+
 TEST_F(JobsTest, CapacityLimitsConcurrencyAndWaitingJobsSayWhy) {
   // Given a 2-vCPU CE and three 1-vCPU jobs, two start and the third names the limit.
   std::string a = Submit(), b = Submit(), c = Submit();
