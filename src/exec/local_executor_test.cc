@@ -224,6 +224,29 @@ TEST_F(LocalExecutorTest, TheSupervisorLeavesOnceIdleAndUnwatched) {
   EXPECT_FALSE(fs::exists(root_ / "run/supervisor.sock"));
 }
 
+TEST_F(LocalExecutorTest, AnExitNoServerHeardOutlivesTheSupervisorsLeaving) {
+  // Given an attempt that ends while no server is connected, the supervisor leaves
+  // (idle) and the next one it starts still reports the true exit code.
+  auto gate = (root_ / "gate").string();
+  ASSERT_TRUE(exec_->Start(Spec("late", {"sh", "-c", "while [ ! -e " + gate +
+                                                         " ]; do sleep 0.02; done; exit 6"}))
+                  .ok());
+  pid_t sup = SupervisorPid(*exec_);
+  exec_.reset();
+  std::ofstream(gate) << "open";
+  for (int i = 0; i < 500 && Alive(sup); ++i) usleep(10000);
+  ASSERT_FALSE(Alive(sup));
+  EXPECT_TRUE(fs::exists(root_ / "run/exits.jsonl"));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    events_.clear();
+  }
+  exec_ = NewExecutor();
+  EXPECT_NE(SupervisorPid(*exec_), sup);
+  exec_->Attach("late", "job-late", 1);
+  EXPECT_EQ(WaitExit("late").exit_code, 6);
+}
+
 TEST_F(LocalExecutorTest, ServersOnOneRunDirShareOneSupervisorAndHearTheirOwnExits) {
   auto other = NewExecutor();
   ASSERT_GT(SupervisorPid(*exec_), 0);

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,9 @@ namespace {
 
 constexpr const char* kSocket = "supervisor.sock";
 constexpr const char* kLock = "supervisor.lock";
+// Exits no server acknowledged yet, kept here while no supervisor runs.
+constexpr const char* kExits = "exits.jsonl";
+constexpr int64_t kKeepExitsMs = 7LL * 24 * 3600 * 1000;
 // Added to errno by the child when chdir() failed, to tell it from exec().
 constexpr int kChdirFailed = 1 << 20;
 // Free groups kept for reuse; more are removed.
@@ -183,7 +187,10 @@ class Supervisor {
   void Recycle(std::unique_ptr<Group> g);
   void DropGroup(Group& g);
   void CleanStaleGroups();
-  bool Idle() const { return conns_.empty() && tasks_.empty() && exits_.empty(); }
+  // No attempt and no server: it may leave (unacknowledged exits go to kExits).
+  bool Idle() const { return conns_.empty() && tasks_.empty(); }
+  void LoadExits();
+  void SaveExits();
   // Scratch directories: an emptied one from <parent>/.pool is renamed into
   // place, so that no inode is allocated or freed per attempt (on ext4 without
   // a journal, allocating next to many recently freed inodes is slow: making
@@ -231,6 +238,7 @@ int Supervisor::Run() {
   cgroups_ = Cgroups::Detect(opts_.cgroup_root.empty() ? "/nonexistent" : opts_.cgroup_root,
                              opts_.cgroup_parent);
   CleanStaleGroups();
+  LoadExits();
   epoll_event ev{EPOLLIN, {.u64 = Key(kListen, 0)}};
   ::epoll_ctl(ep_, EPOLL_CTL_ADD, listen_, &ev);
   ev = {EPOLLIN, {.u64 = Key(kChild, 0)}};
@@ -284,9 +292,10 @@ int Supervisor::Run() {
     }
     if (Idle() && !was_idle) idle_since_ = now;
   }
-  for (auto& g : free_) DropGroup(*g);
   ::unlink((opts_.run_dir + "/" + kSocket).c_str());
   ::close(listen_);
+  SaveExits();
+  for (auto& g : free_) DropGroup(*g);
   {
     std::lock_guard<std::mutex> l(rm_mu_);
     rm_stop_ = true;
@@ -294,6 +303,34 @@ int Supervisor::Run() {
   rm_cv_.notify_all();
   remover.join();
   return 0;
+}
+
+void Supervisor::LoadExits() {
+  std::ifstream in(opts_.run_dir + "/" + kExits);
+  int64_t now = NowMs();
+  for (std::string line; std::getline(in, line);) {
+    auto v = ParseJson(line);
+    if (!v.ok() || !v->is_object()) continue;
+    const json::object& o = v->as_object();
+    const json::object* record = GetObject(o, "record");
+    if (!record || GetInt(*record, "at").value_or(0) < now - kKeepExitsMs) continue;
+    exits_[std::string(GetString(*record, "task").value_or(""))] =
+        Exit{*record, GetInt(o, "started").value_or(0), 0};
+  }
+}
+
+void Supervisor::SaveExits() {
+  std::string path = opts_.run_dir + "/" + kExits;
+  if (exits_.empty()) {
+    ::unlink(path.c_str());
+    return;
+  }
+  std::string text;
+  for (const auto& [task, e] : exits_) {
+    text += ToJson(json::object{{"record", e.record}, {"started", e.started}}) + "\n";
+  }
+  std::ofstream(path + ".tmp") << text;
+  ::rename((path + ".tmp").c_str(), path.c_str());
 }
 
 void Supervisor::Remover() {

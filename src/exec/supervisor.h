@@ -9,9 +9,10 @@
 // as differences), pumps the job's output into its log stream, and reports
 // the exit. If the server stops or crashes, jobs run on and their output keeps
 // flowing; the supervisor keeps each exit until a server acknowledges it, so a
-// restarted server collects what ended while none watched. With no attempt, no
-// unacknowledged exit and no server connected, it exits (so an upgrade takes
-// effect once the host is idle).
+// restarted server collects what ended while none watched. With no attempt
+// running and no server connected, it exits (so an upgrade takes effect once
+// the host is idle), leaving the unacknowledged exits in DATA/run/exits.jsonl
+// for the next supervisor (kept a week).
 //
 // The protocol: one JSON object per line, each way.
 //   server -> supervisor                    supervisor -> server
