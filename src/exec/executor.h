@@ -82,6 +82,10 @@ struct TaskEvent {
   std::string reason;  // kExited: why, when not a plain exit (e.g. terminated, OOM)
   int64_t peak_memory_bytes = -1;  // kExited: -1 when unknown
   int64_t cpu_time_ns = -1;
+  // kExited without kRunning: the attempt could not start; `reason` says why,
+  // `client_error` when it is the job's own doing (no such command, ...).
+  bool start_failed = false;
+  bool client_error = false;
 };
 
 using Listener = std::function<void(const TaskEvent&)>;
@@ -89,8 +93,10 @@ using Listener = std::function<void(const TaskEvent&)>;
 class Executor {
  public:
   virtual ~Executor() = default;
-  // Starts an attempt. On success the listener hears kRunning, later kExited.
-  // An attempt that cannot start returns an error and produces no events.
+  // Starts an attempt, without waiting for it to run. An error returned here
+  // (the executor knew at once that it cannot start) produces no events.
+  // Otherwise the listener hears kRunning, later kExited; or, if it turns out
+  // the attempt cannot start, only kExited with start_failed.
   virtual Status Start(const TaskSpec& spec) = 0;
   // Asks an attempt to stop: SIGTERM to the whole process group, then SIGKILL
   // after the grace period. `reason` is reported with kExited.
@@ -101,6 +107,10 @@ class Executor {
   // code and time). An attempt that left no trace gets kExited with exit code
   // -1 and a "Host lost" reason.
   virtual void Attach(const std::string& task_id, const std::string& job_id, int attempt) = 0;
+  // The attempt's exit is durable where the caller keeps state: the executor
+  // may forget it. Until then it keeps it (across its own restarts), and an
+  // Attach() hears it again.
+  virtual void Acknowledge(const std::string& task_id) {}
   // Stops watching. Attempts run on (they outlive the server) and are
   // re-attached by the next one.
   virtual void Shutdown() = 0;

@@ -2,10 +2,12 @@
 // drover-supervisor (exec/supervisor.h), so they outlive the server.
 //
 // The executor is the supervisor's client: it connects to the run
-// directory's socket (starting a supervisor when none listens), sends start,
-// attach and terminate requests, and one reader thread turns the
-// supervisor's replies and exits into the listener's events, acknowledging
-// each exit once the listener has it. If the supervisor goes away, every
+// directory's socket (starting a supervisor when none listens) and sends
+// start, attach and terminate requests without waiting; one reader thread
+// turns the supervisor's replies and exits into the listener's events
+// (a start that failed there is a kExited with start_failed). The supervisor
+// keeps each exit until the caller acknowledges it (Acknowledge(), once the
+// exit is durable in the store). If the supervisor goes away, every
 // attempt it ran is reported lost and the next request starts a new one.
 #include <fcntl.h>
 #include <poll.h>
@@ -44,6 +46,10 @@ class LocalExecutor final : public Executor {
   Status Start(const TaskSpec& spec) override;
   void Attach(const std::string& task_id, const std::string& job_id, int attempt) override;
   void Terminate(const std::string& task_id, const std::string& reason) override;
+  void Acknowledge(const std::string& task_id) override {
+    std::lock_guard<std::mutex> l(mu_);
+    (void)SendLocked(json::object{{"op", "ack"}, {"task", task_id}});
+  }
   void Shutdown() override;
   std::string Describe() const override {
     std::lock_guard<std::mutex> l(mu_);
@@ -58,11 +64,6 @@ class LocalExecutor final : public Executor {
     bool running = false;  // started or attached: a lost supervisor loses it
     std::string term_reason;
   };
-  struct Pending {
-    bool done = false;
-    Status status;
-  };
-
   Status EnsureConnected();  // mu_ held
   Status SpawnSupervisor(bool* busy);
   Status SendLocked(const json::object& msg);  // mu_ held
@@ -78,7 +79,6 @@ class LocalExecutor final : public Executor {
   int fd_ = -1;                                // guarded by mu_
   bool stop_ = false;                          // guarded by mu_
   std::map<std::string, Known> known_;         // guarded by mu_
-  std::map<std::string, Pending*> pending_;    // guarded by mu_: Start()s awaiting a reply
   std::string describe_ = "no job supervisor connected yet";  // guarded by mu_
   std::thread reader_;
 };
@@ -200,19 +200,17 @@ Status LocalExecutor::SendLocked(const json::object& msg) {
 
 Status LocalExecutor::Start(const TaskSpec& spec) {
   if (!spec.cannot_start.empty()) return Status::Client(spec.cannot_start);
-  Pending p;
-  std::unique_lock<std::mutex> l(mu_);
+  // Sent, not awaited: the supervisor's reply comes back as an event.
+  json::object msg{{"op", "start"}, {"spec", SpecToJson(spec)}, {"pidsMax", opts_.pids_max}};
+  std::lock_guard<std::mutex> l(mu_);
   if (Status s = EnsureConnected(); !s.ok()) return s;
   if (known_.count(spec.task_id)) return Status::Server("attempt " + spec.task_id + " already started");
-  Known& k = known_[spec.task_id];
-  k.job_id = spec.job_id;
-  k.attempt = spec.attempt;
-  pending_[spec.task_id] = &p;
-  Status s = SendLocked(json::object{{"op", "start"}, {"spec", SpecToJson(spec)}, {"pidsMax", opts_.pids_max}});
-  if (s.ok()) cv_.wait(l, [&] { return p.done; });
-  pending_.erase(spec.task_id);
-  if (s.ok()) s = p.status;
-  if (!s.ok()) known_.erase(spec.task_id);
+  Status s = SendLocked(msg);
+  if (s.ok()) {
+    Known& k = known_[spec.task_id];
+    k.job_id = spec.job_id;
+    k.attempt = spec.attempt;
+  }
   return s;
 }
 
@@ -251,10 +249,6 @@ void LocalExecutor::Shutdown() {
     if (stop_) return;
     stop_ = true;
     if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
-    for (auto& [id, p] : pending_) {
-      p->status = Status::Server("the executor is shutting down");
-      p->done = true;
-    }
   }
   cv_.notify_all();
   if (reader_.joinable()) reader_.join();
@@ -304,21 +298,17 @@ void LocalExecutor::HandleLine(const json::object& msg) {
                  GetInt(msg, "at").value_or(clock_.NowMillis()), 0, ""};
     l.unlock();
     if (op == "running") LOG_INFO("re-attached to job {} attempt {}", ev.job_id, ev.attempt);
-    listener_(ev);  // before Start() returns: kRunning comes before kExited
-    l.lock();
-    if (auto p = pending_.find(task); p != pending_.end()) {
-      p->second->done = true;
-      cv_.notify_all();
-    }
+    listener_(ev);
   } else if (op == "failed") {
-    if (auto p = pending_.find(task); p != pending_.end()) {
-      std::string error(GetString(msg, "error").value_or("the job supervisor could not start it"));
-      p->second->status = GetBool(msg, "client").value_or(false) ? Status::Client(error)
-                                                                 : Status::Server(error);
-      p->second->done = true;
-      cv_.notify_all();
-    }
-    if (it != known_.end()) known_.erase(it);
+    if (it == known_.end()) return;
+    TaskEvent ev{TaskEvent::Kind::kExited, task, it->second.job_id, it->second.attempt,
+                 clock_.NowMillis(), -1,
+                 std::string(GetString(msg, "error").value_or("the job supervisor could not start it"))};
+    ev.start_failed = true;
+    ev.client_error = GetBool(msg, "client").value_or(false);
+    known_.erase(it);
+    l.unlock();
+    listener_(ev);
   } else if (op == "exited" || op == "unknown") {
     TaskEvent ev{TaskEvent::Kind::kExited, task, "", 1, clock_.NowMillis(), -1, kHostLost};
     if (it != known_.end()) {
@@ -343,9 +333,7 @@ void LocalExecutor::HandleLine(const json::object& msg) {
       known_.erase(it);
     }
     l.unlock();
-    if (!ev.job_id.empty()) listener_(ev);
-    l.lock();
-    if (op == "exited") (void)SendLocked(json::object{{"op", "ack"}, {"task", task}});
+    if (!ev.job_id.empty()) listener_(ev);  // it calls Acknowledge() once the exit is durable
   }
 }
 
@@ -360,21 +348,16 @@ void LocalExecutor::Lost(int fd) {
     }
     if (stop_) return;
     LOG_ERROR("the job supervisor went away; its {} attempts are lost", known_.size());
-    for (auto& [id, p] : pending_) {
-      p->status = Status::Server("the job supervisor went away while starting the attempt");
-      p->done = true;
-    }
-    cv_.notify_all();
-    for (auto it = known_.begin(); it != known_.end();) {
-      if (pending_.count(it->first)) {
-        ++it;
-        continue;
+    for (auto& [id, k] : known_) {
+      if (k.pid > 0) pids.push_back(k.pid);
+      lost.push_back(TaskEvent{TaskEvent::Kind::kExited, id, k.job_id, k.attempt,
+                               clock_.NowMillis(), -1, kHostLost});
+      if (!k.running) {
+        lost.back().reason = "the job supervisor went away while starting the attempt";
+        lost.back().start_failed = true;
       }
-      if (it->second.pid > 0) pids.push_back(it->second.pid);
-      lost.push_back(TaskEvent{TaskEvent::Kind::kExited, it->first, it->second.job_id,
-                               it->second.attempt, clock_.NowMillis(), -1, kHostLost});
-      it = known_.erase(it);
     }
+    known_.clear();
   }
   for (pid_t pid : pids) ::kill(-pid, SIGKILL);  // orphans of the supervisor: no one reports them
   for (const auto& ev : lost) listener_(ev);

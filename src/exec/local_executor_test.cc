@@ -69,6 +69,15 @@ class LocalExecutorTest : public ::testing::Test {
     s.log_stream = "def/default/" + id;
     return s;
   }
+  void WaitRunning(const std::string& id) {
+    std::unique_lock<std::mutex> l(mu_);
+    EXPECT_TRUE(cv_.wait_for(l, std::chrono::seconds(20), [&] {
+      for (auto& e : events_) {
+        if (e.task_id == id && e.kind == TaskEvent::Kind::kRunning) return true;
+      }
+      return false;
+    })) << "no kRunning for " << id;
+  }
   TaskEvent WaitExit(const std::string& id) {
     std::unique_lock<std::mutex> l(mu_);
     bool ok = cv_.wait_for(l, std::chrono::seconds(20), [&] {
@@ -123,11 +132,23 @@ TEST_F(LocalExecutorTest, TheEnvironmentIsExactlyTheSpecs) {
 }
 
 TEST_F(LocalExecutorTest, MissingCommandsFailToStart) {
-  Status s = exec_->Start(Spec("t3", {"no-such-command-drover"}));
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("CannotStartContainerError"), std::string::npos);
-  s = exec_->Start(Spec("t4", {}));
-  EXPECT_FALSE(s.ok());
+  // Given commands that cannot run, each attempt ends as a failed start (no kRunning),
+  // the job's own doing, saying why.
+  ASSERT_TRUE(exec_->Start(Spec("t3", {"no-such-command-drover"})).ok());
+  ASSERT_TRUE(exec_->Start(Spec("t4", {})).ok());
+  for (const char* id : {"t3", "t4"}) {
+    TaskEvent e = WaitExit(id);
+    EXPECT_TRUE(e.start_failed) << id;
+    EXPECT_TRUE(e.client_error) << id;
+    EXPECT_EQ(e.exit_code, -1);
+    EXPECT_NE(e.reason.find("CannotStartContainerError"), std::string::npos) << e.reason;
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& e : events_) EXPECT_NE(e.kind, TaskEvent::Kind::kRunning);
+  // What the caller already knows cannot start fails at once, with no event.
+  TaskSpec s = Spec("t5", {"true"});
+  s.cannot_start = "CannotPullContainerError: no such image";
+  EXPECT_FALSE(exec_->Start(s).ok());
 }
 
 TEST_F(LocalExecutorTest, TerminateKillsTheWholeProcessTree) {
@@ -247,6 +268,27 @@ TEST_F(LocalExecutorTest, AnExitNoServerHeardOutlivesTheSupervisorsLeaving) {
   EXPECT_EQ(WaitExit("late").exit_code, 6);
 }
 
+TEST_F(LocalExecutorTest, AnExitIsKeptUntilAcknowledged) {
+  // Given an exit the listener heard but nobody acknowledged (not durable yet), a
+  // server that attaches hears it again; once acknowledged, the supervisor forgets it.
+  ASSERT_TRUE(exec_->Start(Spec("k", {"sh", "-c", "exit 7"})).ok());
+  EXPECT_EQ(WaitExit("k").exit_code, 7);
+  auto other = NewExecutor();
+  auto clear = [&] {
+    std::lock_guard<std::mutex> l(mu_);
+    events_.clear();
+  };
+  clear();
+  other->Attach("k", "job-k", 1);
+  EXPECT_EQ(WaitExit("k").exit_code, 7);
+  other->Acknowledge("k");
+  clear();
+  other->Attach("k", "job-k", 1);
+  TaskEvent e = WaitExit("k");
+  EXPECT_EQ(e.exit_code, -1);
+  EXPECT_NE(e.reason.find("Host lost"), std::string::npos) << e.reason;
+}
+
 TEST_F(LocalExecutorTest, ServersOnOneRunDirShareOneSupervisorAndHearTheirOwnExits) {
   auto other = NewExecutor();
   ASSERT_GT(SupervisorPid(*exec_), 0);
@@ -264,6 +306,7 @@ TEST_F(LocalExecutorTest, ServersOnOneRunDirShareOneSupervisorAndHearTheirOwnExi
 
 TEST_F(LocalExecutorTest, AttemptsOfALostSupervisorAreLostAndANewOneTakesOver) {
   ASSERT_TRUE(exec_->Start(Spec("long", {"sleep", "30"})).ok());
+  WaitRunning("long");
   pid_t sup = SupervisorPid(*exec_);
   ASSERT_GT(sup, 0);
   ASSERT_EQ(::kill(sup, SIGKILL), 0);

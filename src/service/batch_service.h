@@ -244,6 +244,7 @@ class BatchService {
   bool ResolveDependencies(Outcome& out, bool follower);
   void DecayShareHistory(int64_t now);
   void FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& out);
+  void FailStart(Job& job, const exec::TaskEvent& ev, Outcome& out);
   sched::Snapshot BuildSnapshot(size_t window);
   exec::TaskSpec MakeTaskSpec(Job& job, const std::string& ce_arn);
   void PersistSync(Outcome out);
@@ -347,13 +348,6 @@ class BatchService {
   std::thread sched_thread_;
   bool leading_ = true;  // guarded by mu_
   std::mutex pass_mu_;  // one SchedulePass at a time
-  // Starter threads (with the scheduler thread): attempts placed by a pass start
-  // there, so the next pass need not wait for them.
-  std::mutex start_mu_;
-  std::condition_variable start_cv_;
-  std::deque<exec::TaskSpec> start_queue_;  // guarded by start_mu_
-  bool starters_stop_ = false;              // guarded by start_mu_
-  std::vector<std::thread> starters_;
 };
 
 // Resource kinds, as they appear in ARNs.

@@ -28,8 +28,6 @@ constexpr const char* kTimedOut = "Job attempt duration exceeded timeout";
 constexpr int64_t kPruneEveryMs = 60 * 1000;
 // Coalesced passes for submissions to blocked queues: at most one per interval.
 constexpr auto kBlockedPassInterval = std::chrono::milliseconds(50);
-// Attempts being started at once (each waits for the supervisor's reply).
-constexpr size_t kStarters = 8;
 
 bool Glob(std::string_view pattern, std::string_view s) {
   if (!pattern.empty() && pattern.back() == '*') {
@@ -664,7 +662,10 @@ void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
   {
     std::lock_guard<std::mutex> l(mu_);
     Job* j = FindJob(ev.job_id);
-    if (!j || j->task_id != ev.task_id) return;  // a stale event of an older attempt
+    if (!j || j->task_id != ev.task_id) {  // a stale event of an older attempt
+      if (ev.kind == exec::TaskEvent::Kind::kExited && executor_) executor_->Acknowledge(ev.task_id);
+      return;
+    }
     if (ev.kind == exec::TaskEvent::Kind::kRunning) {
       j->started_at = ev.at_ms;
       json::object& doc = Doc(*j);
@@ -675,12 +676,37 @@ void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
       }
       SetJobStatus(*j, "RUNNING", "");
       out.puts.push_back(JobArn(*j));
+      Persist(std::move(out), [](Result<json::object>) {});
+      return;
+    }
+    if (ev.start_failed) {
+      FailStart(*j, ev, out);
     } else {
       FinishAttempt(*j, ev, out);
     }
-    Persist(std::move(out), [](Result<json::object>) {});
+    // The executor keeps the exit until it is durable here: a crash before that
+    // finds it again when the next server re-attaches.
+    Persist(std::move(out), [this, task = ev.task_id](Result<json::object> r) {
+      if (!r.ok()) return;
+      std::lock_guard<std::mutex> l(mu_);
+      if (executor_) executor_->Acknowledge(task);
+    });
   }
   if (ev.kind == exec::TaskEvent::Kind::kExited) WakeForCapacity();
+}
+
+// The attempt could not start (the executor said so at once, or later): it ends
+// with the reason, and when it was the job's own doing its log stream (whose
+// header explains) is named.
+void BatchService::FailStart(Job& j, const exec::TaskEvent& ev, Outcome& out) {
+  j.start_pending = false;
+  j.terminate_reason.clear();
+  json::object& doc = Doc(j);
+  if (auto stream = GetString(doc, "drover:logStream"); stream && ev.client_error) {
+    std::string name(*stream);  // a copy: the insertion below may move doc's values
+    doc.at("container").as_object()["logStreamName"] = std::move(name);
+  }
+  FinishAttempt(j, ev, out);
 }
 
 void BatchService::PersistSync(Outcome out) {
@@ -874,33 +900,18 @@ void BatchService::SchedulePass(bool full) {
     auto pruned = logs::LogStore(cfg_.log_root).Prune(now - cfg_.job_retention_ms);
     if (pruned.ok() && *pruned > 0) LOG_INFO("pruned {} expired log streams", *pruned);
   }
-  // Attempts start on the starter threads (several at once: each is a spawn of
-  // request to the host's supervisor and a wait for its reply), so the next pass need not wait for
-  // them. Without the scheduler thread (tests drive passes), they start here, in order.
-  auto start_one = [this](const exec::TaskSpec& spec) { StartAttempt(spec); };
-  auto log_pass = [&] {
-    if (starts.empty()) return;
+  // Attempts start once STARTING is durable. Start() only hands each to the
+  // executor (a request to the host's supervisor, not awaited).
+  for (const auto& spec : starts) StartAttempt(spec);
+  if (!starts.empty()) {
     auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-    auto t_end = std::chrono::steady_clock::now();
-    LOG_DEBUG("pass: {} attempts placed; decided in {:.1f} ms, durable after {:.1f} ms, started or queued after {:.1f} ms",
-              starts.size(), ms(t_pass, t_decided), ms(t_decided, t_durable), ms(t_durable, t_end));
-  };
-  if (!starters_.empty()) {
-    if (starts.empty()) return;
-    {
-      std::lock_guard<std::mutex> l(start_mu_);
-      for (auto& spec : starts) start_queue_.push_back(std::move(spec));
-    }
-    start_cv_.notify_all();
-    log_pass();
-    return;
+    LOG_DEBUG("pass: {} attempts placed; decided in {:.1f} ms, durable after {:.1f} ms, started after {:.1f} ms",
+              starts.size(), ms(t_pass, t_decided), ms(t_decided, t_durable),
+              ms(t_durable, std::chrono::steady_clock::now()));
   }
-  for (const auto& spec : starts) start_one(spec);
-  log_pass();
 }
 
-// Hands one placed attempt to the executor (a request to the supervisor and a
-// wait for its report), unless the job was stopped meanwhile.
+// Hands one placed attempt to the executor, unless the job was stopped meanwhile.
 void BatchService::StartAttempt(const exec::TaskSpec& spec) {
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -924,15 +935,11 @@ void BatchService::StartAttempt(const exec::TaskSpec& spec) {
   j->start_pending = false;
   if (!s.ok()) {
     Outcome out;
-    j->terminate_reason.clear();
-    json::object& doc = Doc(*j);
-    if (auto stream = GetString(doc, "drover:logStream"); stream && s.code() == Code::kClient) {
-      std::string name(*stream);  // its header explains; a copy, as above
-      doc.at("container").as_object()["logStreamName"] = std::move(name);
-    }
     exec::TaskEvent ev{exec::TaskEvent::Kind::kExited, spec.task_id, spec.job_id,
                        spec.attempt, clock_.NowMillis(), -1, s.message()};
-    FinishAttempt(*j, ev, out);
+    ev.start_failed = true;
+    ev.client_error = s.code() == Code::kClient;
+    FailStart(*j, ev, out);
     Persist(std::move(out), [](Result<json::object>) {});
   } else if (!j->terminate_reason.empty()) {
     executor_->Terminate(j->task_id, j->terminate_reason);
@@ -979,21 +986,6 @@ Status BatchService::RecoverJobs() {
 }
 
 void BatchService::StartScheduler() {
-  for (size_t i = 0; i < kStarters; ++i) {
-    starters_.emplace_back([this] {
-      for (;;) {
-        exec::TaskSpec spec;
-        {
-          std::unique_lock<std::mutex> l(start_mu_);
-          start_cv_.wait(l, [&] { return starters_stop_ || !start_queue_.empty(); });
-          if (start_queue_.empty()) return;  // stopping, and every placed attempt started
-          spec = std::move(start_queue_.front());
-          start_queue_.pop_front();
-        }
-        StartAttempt(spec);
-      }
-    });
-  }
   sched_thread_ = std::thread([this] { SchedulerLoop(); });
 }
 
@@ -1004,13 +996,6 @@ void BatchService::StopScheduler() {
   }
   sched_cv_.notify_all();
   if (sched_thread_.joinable()) sched_thread_.join();
-  {
-    std::lock_guard<std::mutex> l(start_mu_);
-    starters_stop_ = true;
-  }
-  start_cv_.notify_all();
-  for (auto& t : starters_) t.join();
-  starters_.clear();
 }
 
 void BatchService::Wake() {
