@@ -113,6 +113,8 @@ TEST_F(ClusterTest, AJobSubmittedToAFollowerRunsOnTheLeaderAndBothSeeItsState) {
   Sync();
   EXPECT_EQ(Status(follower(), id), "STARTING");
   leader().OnTaskEvent({exec::TaskEvent::Kind::kRunning, exec_.tasks[0], id, 1, 1000, 0, ""});
+  EXPECT_EQ(Status(leader(), id), "RUNNING");
+  leader().SchedulePass();  // RUNNING is stored with the next write (at the latest, a pass)
   Sync();
   EXPECT_EQ(Status(follower(), id), "RUNNING");
 }

@@ -675,8 +675,10 @@ void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
         doc.at("container").as_object()["logStreamName"] = std::move(name);
       }
       SetJobStatus(*j, "RUNNING", "");
-      out.puts.push_back(JobArn(*j));
-      Persist(std::move(out), [](Result<json::object>) {});
+      // Stored with the next write (at the latest the next pass, within a
+      // second), not in a commit of its own: until then the store says
+      // STARTING, and a restarted server re-attaches STARTING attempts too.
+      dirty_.insert(JobArn(*j));
       return;
     }
     if (ev.start_failed) {
@@ -887,7 +889,7 @@ void BatchService::SchedulePass(bool full) {
         EraseJob(*j);
       }
     }
-    if (out.puts.empty() && out.deletes.empty()) {
+    if (out.puts.empty() && out.deletes.empty() && dirty_.empty()) {
       durable.set_value();
     } else {
       Persist(std::move(out), [&durable](Result<json::object>) { durable.set_value(); });
@@ -996,6 +998,15 @@ void BatchService::StopScheduler() {
   }
   sched_cv_.notify_all();
   if (sched_thread_.joinable()) sched_thread_.join();
+  // What waited for the next write (RUNNING moves) is stored before a graceful stop.
+  std::promise<void> p;
+  auto f = p.get_future();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (dirty_.empty()) return;
+    Persist(Outcome{}, [&p](Result<json::object>) { p.set_value(); });
+  }
+  f.wait();
 }
 
 void BatchService::Wake() {

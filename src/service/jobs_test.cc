@@ -349,8 +349,10 @@ TEST_F(JobsTest, ArrayChildrenAreStoredOnceTheyStartAndMadeAgainFromTheirParentA
   std::set<std::string> stored = StoredJobs(*store_);
   EXPECT_TRUE(stored.contains(p + ":0"));
   EXPECT_FALSE(stored.contains(p + ":1"));
-  // After a restart every child is back: the started one as it was, the others made
-  // again from the parent, in the same order and with the same documents.
+  // After a restart every child is back: the started one as it was (its RUNNING is
+  // stored with the next pass), the others made again from the parent, in the same
+  // order and with the same documents.
+  svc_->SchedulePass();
   json::object c1 = Job(p + ":1");
   auto children = Ok("ListJobs", R"({"arrayJobId":")" + p + R"(","jobStatus":"PENDING"})");
   BatchService again(ServiceConfig{}, *store_, clock_, ids_);
@@ -395,7 +397,10 @@ TEST_F(JobsTest, MovesBetweenWaitingStatesAreNotStoredAndAreWorkedOutAgain) {
   svc_->SchedulePass();
   EXPECT_EQ(Status(c), "RUNNABLE");
   EXPECT_EQ(StoredDoc(*store_, c)["status"], "SUBMITTED");
+  EXPECT_EQ(StoredDoc(*store_, a)["status"], "STARTING");  // RUNNING goes with the next write
+  svc_->SchedulePass();
   EXPECT_EQ(StoredDoc(*store_, a)["status"], "RUNNING");
+  EXPECT_EQ(StoredDoc(*store_, c)["status"], "SUBMITTED");
   // A change of another kind stores the document with the status as it is.
   std::string arn(Job(c)["jobArn"].as_string());
   Ok("TagResource", R"({"resourceArn":")" + arn + R"(","tags":{"k":"v"}})");
