@@ -348,6 +348,11 @@ class BatchService {
   std::thread sched_thread_;
   bool leading_ = true;  // guarded by mu_
   std::mutex pass_mu_;  // one SchedulePass at a time
+  // With the scheduler thread, a pass's attempts start from its commit's
+  // callback (guarded by mu_): the next pass need not wait for the commit.
+  bool pipelined_starts_ = false;
+  int starts_in_flight_ = 0;
+  std::condition_variable starts_done_;
 };
 
 // Resource kinds, as they appear in ARNs.

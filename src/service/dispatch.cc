@@ -778,6 +778,15 @@ void BatchService::SchedulePass(bool full) {
   if (!leading()) return;  // a follower: the leader schedules (cluster.cc)
   auto t_pass = std::chrono::steady_clock::now();
   std::vector<exec::TaskSpec> starts;
+  // Attempts start once STARTING is durable; Start() only hands each to the
+  // executor (a request to the host's supervisor, not awaited).
+  auto start_all = [this, t_pass](const std::vector<exec::TaskSpec>& specs) {
+    auto t_durable = std::chrono::steady_clock::now();
+    for (const auto& spec : specs) StartAttempt(spec);
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    LOG_DEBUG("pass: {} attempts placed; durable {:.1f} ms after the pass began, started {:.1f} ms later",
+              specs.size(), ms(t_pass, t_durable), ms(t_durable, std::chrono::steady_clock::now()));
+  };
   std::promise<void> durable;
   auto durable_f = durable.get_future();
   bool prune_logs = false;
@@ -891,26 +900,27 @@ void BatchService::SchedulePass(bool full) {
     }
     if (out.puts.empty() && out.deletes.empty() && dirty_.empty()) {
       durable.set_value();
+    } else if (pipelined_starts_ && !starts.empty()) {
+      // With the scheduler thread, passes are pipelined: the next one may decide
+      // while this one's STARTING records are being committed, and its attempts
+      // start from the commit's callback (StopScheduler waits for them).
+      ++starts_in_flight_;
+      Persist(std::move(out), [this, start_all, specs = std::move(starts)](Result<json::object>) {
+        start_all(specs);
+        std::lock_guard<std::mutex> l(mu_);
+        if (--starts_in_flight_ == 0) starts_done_.notify_all();
+      });
+      durable.set_value();
     } else {
       Persist(std::move(out), [&durable](Result<json::object>) { durable.set_value(); });
     }
   }
-  auto t_decided = std::chrono::steady_clock::now();
-  durable_f.wait();  // STARTING is durable before anything runs
-  auto t_durable = std::chrono::steady_clock::now();
+  durable_f.wait();
   if (prune_logs && !cfg_.log_root.empty()) {
     auto pruned = logs::LogStore(cfg_.log_root).Prune(now - cfg_.job_retention_ms);
     if (pruned.ok() && *pruned > 0) LOG_INFO("pruned {} expired log streams", *pruned);
   }
-  // Attempts start once STARTING is durable. Start() only hands each to the
-  // executor (a request to the host's supervisor, not awaited).
-  for (const auto& spec : starts) StartAttempt(spec);
-  if (!starts.empty()) {
-    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-    LOG_DEBUG("pass: {} attempts placed; decided in {:.1f} ms, durable after {:.1f} ms, started after {:.1f} ms",
-              starts.size(), ms(t_pass, t_decided), ms(t_decided, t_durable),
-              ms(t_durable, std::chrono::steady_clock::now()));
-  }
+  if (!starts.empty()) start_all(starts);
 }
 
 // Hands one placed attempt to the executor, unless the job was stopped meanwhile.
@@ -988,6 +998,10 @@ Status BatchService::RecoverJobs() {
 }
 
 void BatchService::StartScheduler() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    pipelined_starts_ = true;
+  }
   sched_thread_ = std::thread([this] { SchedulerLoop(); });
 }
 
@@ -998,11 +1012,14 @@ void BatchService::StopScheduler() {
   }
   sched_cv_.notify_all();
   if (sched_thread_.joinable()) sched_thread_.join();
-  // What waited for the next write (RUNNING moves) is stored before a graceful stop.
+  // What waited for the next write (RUNNING moves) is stored before a graceful
+  // stop, and the attempts of the last passes are handed over.
   std::promise<void> p;
   auto f = p.get_future();
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::unique_lock<std::mutex> l(mu_);
+    starts_done_.wait(l, [&] { return starts_in_flight_ == 0; });
+    pipelined_starts_ = false;
     if (dirty_.empty()) return;
     Persist(Outcome{}, [&p](Result<json::object>) { p.set_value(); });
   }
