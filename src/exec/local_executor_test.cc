@@ -180,6 +180,16 @@ TEST_F(LocalExecutorTest, TerminateKillsTheWholeProcessTree) {
   EXPECT_FALSE(alive(child)) << "background child " << child << " survived";
 }
 
+TEST_F(LocalExecutorTest, ATerminateRightAfterStartStillEndsTheAttempt) {
+  // The request may reach the supervisor while the process is still being
+  // spawned: it applies once the process runs.
+  ASSERT_TRUE(exec_->Start(Spec("quick-term", {"sleep", "30"})).ok());
+  exec_->Terminate("quick-term", "Terminated by the user");
+  TaskEvent e = WaitExit("quick-term");
+  EXPECT_EQ(e.reason, "Terminated by the user");
+  EXPECT_EQ(e.exit_code, 128 + SIGTERM);
+}
+
 TEST_F(LocalExecutorTest, ASignalDeathIsExitCode128PlusN) {
   ASSERT_TRUE(exec_->Start(Spec("t6", {"sh", "-c", "kill -9 $$"})).ok());
   TaskEvent e = WaitExit("t6");

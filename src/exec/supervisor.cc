@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -137,7 +138,7 @@ class Supervisor {
   int Run();
 
  private:
-  enum Kind : uint64_t { kListen = 1, kConn = 2, kOut = 3, kChild = 4 };
+  enum Kind : uint64_t { kListen = 1, kConn = 2, kOut = 3, kChild = 4, kSpawned = 5 };
   static uint64_t Key(Kind k, uint64_t id) { return (static_cast<uint64_t>(k) << 56) | id; }
 
   struct Conn {
@@ -179,6 +180,9 @@ class Supervisor {
   void Handle(uint64_t conn, const json::object& msg);
   void Start(uint64_t conn, const json::object& msg);
   std::string Spawn(Task& t, bool* client_error);
+  void Spawner();
+  void OnSpawned();
+  void Exited(uint64_t serial, int status);
   void ReapChildren();
   void OnOutput(uint64_t serial);
   void OnTimer(int64_t now);
@@ -188,7 +192,7 @@ class Supervisor {
   void DropGroup(Group& g);
   void CleanStaleGroups();
   // No attempt and no server: it may leave (unacknowledged exits go to kExits).
-  bool Idle() const { return conns_.empty() && tasks_.empty(); }
+  bool Idle() const { return conns_.empty() && tasks_.empty() && spawning_.empty(); }
   void LoadExits();
   void SaveExits();
   // Scratch directories: an emptied one from <parent>/.pool is renamed into
@@ -214,6 +218,27 @@ class Supervisor {
   std::vector<std::unique_ptr<Group>> free_;          // ready for the next attempt
   std::vector<std::unique_ptr<Group>> returning_;     // processes still dying in them
   int64_t idle_since_ = 0;
+  // Processes are started on spawner threads: a vfork waits until its child
+  // has exec'd (joined its cgroup, dropped privileges: hundreds of
+  // microseconds on a busy host), and the loop serves everything else meanwhile.
+  static constexpr int kSpawners = 2;
+  struct Spawning {
+    uint64_t owner = 0;      // hears "started" or "failed"
+    int64_t term_grace = -1;  // a "term" that came first: applied once it runs
+  };
+  struct Spawned {
+    std::unique_ptr<Task> task;
+    std::string error;
+    bool client = true;
+  };
+  std::unordered_map<std::string, Spawning> spawning_;  // loop only
+  std::unordered_map<pid_t, int> early_exits_;  // reaped before their spawn came back (loop only)
+  std::mutex sp_mu_;
+  std::condition_variable sp_cv_;
+  std::deque<std::unique_ptr<Task>> sp_queue_;  // guarded by sp_mu_
+  std::deque<Spawned> sp_done_;                 // guarded by sp_mu_
+  bool sp_stop_ = false;                        // guarded by sp_mu_
+  int sp_event_ = -1;                           // eventfd: sp_done_ has entries
   // Workdirs are removed on a thread of their own (a big one must not stall starts).
   std::mutex rm_mu_;
   std::condition_variable rm_cv_;
@@ -243,7 +268,12 @@ int Supervisor::Run() {
   ::epoll_ctl(ep_, EPOLL_CTL_ADD, listen_, &ev);
   ev = {EPOLLIN, {.u64 = Key(kChild, 0)}};
   ::epoll_ctl(ep_, EPOLL_CTL_ADD, sigfd_, &ev);
+  sp_event_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ev = {EPOLLIN, {.u64 = Key(kSpawned, 0)}};
+  ::epoll_ctl(ep_, EPOLL_CTL_ADD, sp_event_, &ev);
   std::thread remover([this] { Remover(); });
+  std::vector<std::thread> spawners;
+  for (int i = 0; i < kSpawners; ++i) spawners.emplace_back([this] { Spawner(); });
   idle_since_ = NowMs();
   std::vector<epoll_event> events(256);
   for (;;) {
@@ -269,6 +299,7 @@ int Supervisor::Run() {
       switch (static_cast<Kind>(key >> 56)) {
         case kListen: Accept(); break;
         case kChild: ReapChildren(); break;
+        case kSpawned: OnSpawned(); break;
         case kOut: OnOutput(id); break;
         case kConn: {
           auto it = conns_.find(id);
@@ -302,6 +333,12 @@ int Supervisor::Run() {
   }
   rm_cv_.notify_all();
   remover.join();
+  {
+    std::lock_guard<std::mutex> l(sp_mu_);
+    sp_stop_ = true;
+  }
+  sp_cv_.notify_all();
+  for (auto& t : spawners) t.join();
   return 0;
 }
 
@@ -497,7 +534,9 @@ void Supervisor::Handle(uint64_t conn, const json::object& msg) {
   } else if (op == "start") {
     Start(conn, msg);
   } else if (op == "attach") {
-    if (auto it = by_id_.find(task); it != by_id_.end()) {
+    if (auto sp = spawning_.find(task); sp != spawning_.end()) {
+      sp->second.owner = conn;  // it hears "started" (as good as "running") or "failed"
+    } else if (auto it = by_id_.find(task); it != by_id_.end()) {
       Task& t = *tasks_.at(it->second);
       t.owner = conn;
       Send(conn, {{"op", "running"}, {"task", task}, {"pid", t.pid}, {"at", t.started}});
@@ -509,6 +548,10 @@ void Supervisor::Handle(uint64_t conn, const json::object& msg) {
       Send(conn, {{"op", "unknown"}, {"task", task}});
     }
   } else if (op == "term") {
+    if (auto sp = spawning_.find(task); sp != spawning_.end()) {
+      sp->second.term_grace = GetInt(msg, "graceMs").value_or(30000);
+      return;
+    }
     auto it = by_id_.find(task);
     if (it == by_id_.end()) return;
     Task& t = *tasks_.at(it->second);
@@ -532,7 +575,7 @@ void Supervisor::Start(uint64_t conn, const json::object& msg) {
   auto fail = [&](bool client, const std::string& error) {
     Send(conn, {{"op", "failed"}, {"task", id}, {"client", client}, {"error", error}});
   };
-  if (id.empty() || by_id_.count(id) || exits_.count(id)) {
+  if (id.empty() || by_id_.count(id) || exits_.count(id) || spawning_.count(id)) {
     fail(false, "attempt " + id + " is already known to the supervisor");
     return;
   }
@@ -566,28 +609,85 @@ void Supervisor::Start(uint64_t conn, const json::object& msg) {
       return;
     }
   }
-  bool client = true;
-  std::string error = Spawn(*t, &client);
-  if (!error.empty()) {
-    (void)t->writer->Close();
-    if (t->group) Recycle(std::move(t->group));
-    if (t->spec.scratch_workdir) ReleaseScratch(t->spec.workdir, true);
-    fail(client, error);
-    return;
+  spawning_[id].owner = conn;
+  {
+    std::lock_guard<std::mutex> l(sp_mu_);
+    sp_queue_.push_back(std::move(t));
   }
-  uint64_t serial = next_task_++;
-  epoll_event ev{EPOLLIN, {.u64 = Key(kOut, serial)}};
-  ::epoll_ctl(ep_, EPOLL_CTL_ADD, t->out, &ev);
-  by_id_[id] = serial;
-  by_pid_[t->pid] = serial;
-  Send(conn, {{"op", "started"}, {"task", id}, {"pid", t->pid}, {"at", t->started}});
-  tasks_[serial] = std::move(t);
+  sp_cv_.notify_one();
 }
 
-// Starts the job's process: a vfork whose child joins the cgroup, sets limits,
-// mounts the sandbox's root, drops to the job's user and execs. The child
-// shares the supervisor's memory until then, so it only makes system calls
-// (raw ones for credentials) on what was prepared here. Returns "" or why not.
+void Supervisor::Spawner() {
+  for (;;) {
+    Spawned s;
+    {
+      std::unique_lock<std::mutex> l(sp_mu_);
+      sp_cv_.wait(l, [&] { return sp_stop_ || !sp_queue_.empty(); });
+      if (sp_queue_.empty()) return;
+      s.task = std::move(sp_queue_.front());
+      sp_queue_.pop_front();
+    }
+    s.error = Spawn(*s.task, &s.client);
+    {
+      std::lock_guard<std::mutex> l(sp_mu_);
+      sp_done_.push_back(std::move(s));
+    }
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(sp_event_, &one, sizeof one);
+  }
+}
+
+// Back on the loop: a spawn came back; the attempt runs (or says why not).
+void Supervisor::OnSpawned() {
+  uint64_t v;
+  [[maybe_unused]] auto n = ::read(sp_event_, &v, sizeof v);
+  std::deque<Spawned> done;
+  {
+    std::lock_guard<std::mutex> l(sp_mu_);
+    done.swap(sp_done_);
+  }
+  for (Spawned& s : done) {
+    std::unique_ptr<Task> t = std::move(s.task);
+    const std::string id = t->spec.task_id;
+    Spawning sp = spawning_[id];
+    spawning_.erase(id);
+    if (!s.error.empty()) {
+      if (t->pid > 0) early_exits_.erase(t->pid);  // (reaped here or by the spawner)
+      (void)t->writer->Close();
+      if (t->group) Recycle(std::move(t->group));
+      if (t->spec.scratch_workdir) ReleaseScratch(t->spec.workdir, true);
+      Send(sp.owner, {{"op", "failed"}, {"task", id}, {"client", s.client}, {"error", s.error}});
+      continue;
+    }
+    uint64_t serial = next_task_++;
+    t->owner = sp.owner;
+    epoll_event ev{EPOLLIN, {.u64 = Key(kOut, serial)}};
+    ::epoll_ctl(ep_, EPOLL_CTL_ADD, t->out, &ev);
+    by_id_[id] = serial;
+    Send(sp.owner, {{"op", "started"}, {"task", id}, {"pid", t->pid}, {"at", t->started}});
+    pid_t pid = t->pid;
+    tasks_[serial] = std::move(t);
+    if (auto e = early_exits_.find(pid); e != early_exits_.end()) {
+      int status = e->second;
+      early_exits_.erase(e);
+      Exited(serial, status);
+      continue;
+    }
+    by_pid_[pid] = serial;
+    if (sp.term_grace >= 0) {
+      Task& r = *tasks_.at(serial);
+      ::kill(-r.pid, SIGTERM);
+      r.kill_at = NowMs() + sp.term_grace;
+      timers_.insert({r.kill_at, serial});
+    }
+  }
+}
+
+// Starts the job's process (on a spawner thread): a vfork whose child joins the
+// cgroup, sets limits, mounts the sandbox's root, drops to the job's user and
+// execs. The child shares the supervisor's memory until then, so it only makes
+// system calls (raw ones for credentials: glibc's would signal the other
+// threads) on what was prepared here. Returns "" or why not.
 std::string Supervisor::Spawn(Task& t, bool* client_error) {
   const TaskSpec& spec = t.spec;
   std::vector<std::string> argv = spec.argv;
@@ -714,6 +814,7 @@ std::string Supervisor::Spawn(Task& t, bool* client_error) {
     return std::string("cannot start the job's process: ") + std::strerror(fork_errno);
   }
   if (int err = child_err; err != 0) {
+    t.pid = pid;  // (the loop may reap it first)
     ::waitpid(pid, nullptr, 0);
     ::close(out[0]);
     if (err >= kChdirFailed) {
@@ -736,22 +837,30 @@ void Supervisor::ReapChildren() {
   int status = 0;
   for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
     auto it = by_pid_.find(pid);
-    if (it == by_pid_.end()) continue;
+    if (it == by_pid_.end()) {
+      early_exits_[pid] = status;  // its spawn has not come back to the loop yet
+      continue;
+    }
     uint64_t serial = it->second;
     by_pid_.erase(it);
-    Task& t = *tasks_.at(serial);
-    t.exited = true;
-    t.status = status;
-    // The attempt ends with its main process, as ECS does: its whole tree
-    // goes, daemonized processes included (the cgroup has them).
-    ::kill(-t.pid, SIGKILL);
-    if (t.group && Cgroups::Populated(t.group->cg)) Cgroups::Kill(t.group->cg);
-    if (t.out < 0) {
-      Finish(serial);
-    } else {
-      t.drain_until = NowMs() + kDrainMs;
-      timers_.insert({t.drain_until, serial});
-    }
+    Exited(serial, status);
+  }
+}
+
+// The job's main process has ended (and was reaped).
+void Supervisor::Exited(uint64_t serial, int status) {
+  Task& t = *tasks_.at(serial);
+  t.exited = true;
+  t.status = status;
+  // The attempt ends with its main process, as ECS does: its whole tree
+  // goes, daemonized processes included (the cgroup has them).
+  ::kill(-t.pid, SIGKILL);
+  if (t.group && Cgroups::Populated(t.group->cg)) Cgroups::Kill(t.group->cg);
+  if (t.out < 0) {
+    Finish(serial);
+  } else {
+    t.drain_until = NowMs() + kDrainMs;
+    timers_.insert({t.drain_until, serial});
   }
 }
 
