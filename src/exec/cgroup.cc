@@ -130,19 +130,21 @@ Result<CgroupGroup> Cgroups::Create(const std::string& name, const CgroupLimits&
     g.kill_dir = g.memory_dir = g.cpuacct_dir = d;
   } else {
     for (const char* c : kV1Controllers) {
+      // The freezer only serves to kill the tree where cgroup.kill is missing:
+      // with the unified hierarchy there, one directory (and one join) less.
+      if (has_unified_ && std::string_view(c) == "freezer") continue;
       std::string d = root_ + "/" + c + "/" + parent_ + "/" + name;
       if (!MakeDir(d)) return fail("mkdir " + d);
       g.dirs.push_back(d);
     }
     g.memory_dir = root_ + "/memory/" + parent_ + "/" + name;
     g.cpuacct_dir = root_ + "/cpuacct/" + parent_ + "/" + name;
-    g.freezer_dir = root_ + "/freezer/" + parent_ + "/" + name;
+    if (!has_unified_) g.freezer_dir = root_ + "/freezer/" + parent_ + "/" + name;
     if (has_unified_) {
       std::string u = root_ + "/unified/" + parent_ + "/" + name;
-      if (MakeDir(u)) {
-        g.dirs.push_back(u);
-        g.kill_dir = u;
-      }
+      if (!MakeDir(u)) return fail("mkdir " + u);
+      g.dirs.push_back(u);
+      g.kill_dir = u;
     }
   }
   if (Status s = Apply(g, CgroupLimits{}, l); !s.ok()) {
@@ -217,36 +219,6 @@ Status Cgroups::Apply(const CgroupGroup& g, const CgroupLimits& from,
   return Status::Ok();
 }
 
-bool Cgroups::ResetPeak(const CgroupGroup& g, int* peak_fd) {
-  if (g.dirs.empty()) return true;
-  if (!g.v2) return WriteFile(g.memory_dir + "/memory.max_usage_in_bytes", "0");
-  if (*peak_fd < 0) {
-    *peak_fd = ::open((g.memory_dir + "/memory.peak").c_str(), O_RDWR | O_CLOEXEC);
-    if (*peak_fd < 0) return false;
-  }
-  return ::pwrite(*peak_fd, "reset\n", 6, 0) == 6;
-}
-
-CgroupGroup Cgroups::Open(const std::string& name) const {
-  CgroupGroup g;
-  if (mode_ == Mode::kV2) {
-    std::string d = root_ + "/" + parent_ + "/" + name;
-    g.v2 = true;
-    g.dirs.push_back(d);
-    g.kill_dir = g.memory_dir = g.cpuacct_dir = d;
-  } else if (mode_ == Mode::kHybrid) {
-    for (const char* c : kV1Controllers) g.dirs.push_back(root_ + "/" + c + "/" + parent_ + "/" + name);
-    g.memory_dir = root_ + "/memory/" + parent_ + "/" + name;
-    g.cpuacct_dir = root_ + "/cpuacct/" + parent_ + "/" + name;
-    g.freezer_dir = root_ + "/freezer/" + parent_ + "/" + name;
-    if (has_unified_) {
-      g.kill_dir = root_ + "/unified/" + parent_ + "/" + name;
-      g.dirs.push_back(g.kill_dir);
-    }
-  }
-  return g;
-}
-
 std::vector<std::string> Cgroups::ProcsFiles(const CgroupGroup& g) const {
   std::vector<std::string> out;
   for (const auto& d : g.dirs) out.push_back(d + "/cgroup.procs");
@@ -264,17 +236,11 @@ void Cgroups::Kill(const CgroupGroup& g) {
   if (frozen) WriteFile(g.freezer_dir + "/freezer.state", "THAWED");
 }
 
-CgroupUsage Cgroups::Usage(const CgroupGroup& g, int peak_fd) {
+CgroupUsage Cgroups::Usage(const CgroupGroup& g) {
   CgroupUsage u;
   if (g.dirs.empty()) return u;
   if (g.v2) {
-    if (peak_fd >= 0) {
-      char buf[32];
-      ssize_t n = ::pread(peak_fd, buf, sizeof buf - 1, 0);
-      u.peak_memory_bytes = n > 0 ? std::strtoll(std::string(buf, n).c_str(), nullptr, 10) : -1;
-    } else {
-      u.peak_memory_bytes = ReadInt(g.memory_dir + "/memory.peak");
-    }
+    u.peak_memory_bytes = ReadInt(g.memory_dir + "/memory.peak");
     int64_t usec = ReadKey(g.cpuacct_dir + "/cpu.stat", "usage_usec");
     u.cpu_time_ns = usec >= 0 ? usec * 1000 : -1;
     u.oom_kills = ReadKey(g.memory_dir + "/memory.events", "oom_kill");
@@ -288,12 +254,79 @@ CgroupUsage Cgroups::Usage(const CgroupGroup& g, int peak_fd) {
   return u;
 }
 
-bool Cgroups::Empty(const CgroupGroup& g) const {
-  for (const auto& d : g.dirs) {
-    std::string procs = ReadFile(d + "/cgroup.procs");
-    if (procs.find_first_not_of(" \n") != std::string::npos) return false;
+namespace {
+
+int OpenCounter(const std::string& path, int flags = O_RDONLY) {
+  return ::open(path.c_str(), flags | O_CLOEXEC);
+}
+
+std::string PRead(int fd) {
+  if (fd < 0) return "";
+  char buf[4096];
+  ssize_t n = ::pread(fd, buf, sizeof buf, 0);
+  return n > 0 ? std::string(buf, n) : std::string();
+}
+
+int64_t PReadInt(int fd) {
+  std::string s = PRead(fd);
+  return s.empty() ? -1 : std::strtoll(s.c_str(), nullptr, 10);
+}
+
+int64_t PReadKey(int fd, const std::string& key) {
+  std::istringstream in(PRead(fd));
+  std::string k;
+  int64_t v;
+  while (in >> k >> v) {
+    if (k == key) return v;
   }
-  return true;
+  return -1;
+}
+
+}  // namespace
+
+CgroupCounters::CgroupCounters(const CgroupGroup& g) : v2_(g.v2), empty_(g.dirs.empty()) {
+  if (empty_) return;
+  if (v2_) {
+    peak_ = OpenCounter(g.memory_dir + "/memory.peak", O_RDWR);
+    cpu_ = OpenCounter(g.cpuacct_dir + "/cpu.stat");
+    oom_ = OpenCounter(g.memory_dir + "/memory.events");
+  } else {
+    peak_ = OpenCounter(g.memory_dir + "/memory.max_usage_in_bytes", O_RDWR);
+    cpu_ = OpenCounter(g.cpuacct_dir + "/cpuacct.usage");
+    oom_ = OpenCounter(g.memory_dir + "/memory.oom_control");
+  }
+  procs_ = OpenCounter((g.kill_dir.empty() ? g.dirs.front() : g.kill_dir) + "/cgroup.procs");
+}
+
+CgroupCounters::~CgroupCounters() {
+  for (int fd : {peak_, cpu_, oom_, procs_}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+CgroupUsage CgroupCounters::Read() const {
+  CgroupUsage u;
+  if (empty_) return u;
+  u.peak_memory_bytes = PReadInt(peak_);
+  if (v2_) {
+    int64_t usec = PReadKey(cpu_, "usage_usec");
+    u.cpu_time_ns = usec >= 0 ? usec * 1000 : -1;
+  } else {
+    u.cpu_time_ns = PReadInt(cpu_);
+  }
+  u.oom_kills = PReadKey(oom_, "oom_kill");
+  u.oom_killed = u.oom_kills > 0;
+  return u;
+}
+
+bool CgroupCounters::Populated() const {
+  return !empty_ && PRead(procs_).find_first_not_of(" \n") != std::string::npos;
+}
+
+bool CgroupCounters::ResetPeak() {
+  if (empty_) return true;
+  const char* v = v2_ ? "reset\n" : "0";
+  return peak_ >= 0 && ::pwrite(peak_, v, std::strlen(v), 0) == static_cast<ssize_t>(std::strlen(v));
 }
 
 bool Cgroups::Populated(const CgroupGroup& g) {

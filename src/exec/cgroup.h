@@ -48,6 +48,28 @@ struct CgroupGroup {
   bool v2 = false;
 };
 
+// The counter files of a group read at the end of attempt after attempt (the
+// supervisor's pool), held open: each read is a pread, without a path walk.
+class CgroupCounters {
+ public:
+  explicit CgroupCounters(const CgroupGroup& g);
+  ~CgroupCounters();
+  CgroupCounters(const CgroupCounters&) = delete;
+  CgroupCounters& operator=(const CgroupCounters&) = delete;
+  CgroupUsage Read() const;  // as Cgroups::Usage()
+  bool Populated() const;    // as Cgroups::Populated()
+  // Restarts the memory peak for the next attempt: v1 resets
+  // memory.max_usage_in_bytes, v2 writes memory.peak, whose reset holds for the
+  // file descriptor Read() uses (kernels >= 6.12). False when it cannot be
+  // reset: the group is not to be reused.
+  bool ResetPeak();
+
+ private:
+  bool v2_ = false;
+  bool empty_ = true;  // no cgroup at all
+  int peak_ = -1, cpu_ = -1, oom_ = -1, procs_ = -1;
+};
+
 class Cgroups {
  public:
   enum class Mode { kNone, kHybrid, kV2 };
@@ -66,23 +88,14 @@ class Cgroups {
   // Changes an existing group's limits from `from` to `to`, writing only the
   // files whose value differs (a group reused for another attempt: exec/supervisor.h).
   Status Apply(const CgroupGroup& g, const CgroupLimits& from, const CgroupLimits& to) const;
-  // Restarts a reused group's memory peak for its next attempt. v1 resets
-  // memory.max_usage_in_bytes; v2 writes memory.peak through `*peak_fd`
-  // (opened here the first time; the reset is per file descriptor, kernels
-  // >= 6.12), and Usage() must then read it through that descriptor. False
-  // when the peak cannot be reset: the group is not to be reused.
-  static bool ResetPeak(const CgroupGroup& g, int* peak_fd);
+
   // The files a process writes its pid into to join the group (the child does,
   // before exec, so everything it starts is inside).
   std::vector<std::string> ProcsFiles(const CgroupGroup& g) const;
   // Kills every process in the group, daemonized ones included.
   static void Kill(const CgroupGroup& g);
-  // Peak memory, CPU time and OOM kills. Read before Remove(). `peak_fd`: see ResetPeak().
-  static CgroupUsage Usage(const CgroupGroup& g, int peak_fd = -1);
-  // The group Create(name, ...) made, without touching anything (re-attaching).
-  CgroupGroup Open(const std::string& name) const;
-  // True once no process is left in the group.
-  bool Empty(const CgroupGroup& g) const;
+  // Peak memory, CPU time and OOM kills. Read before Remove().
+  static CgroupUsage Usage(const CgroupGroup& g);
   // True while a process is in the group (one hierarchy read: every process is in all).
   static bool Populated(const CgroupGroup& g);
   // Removes the group's directories; false while a process is still exiting.

@@ -79,13 +79,21 @@ TEST_F(FakeCgroupfsTest, ApplyWritesOnlyWhatChangedAndLiftsLimits) {
   EXPECT_EQ(Read(d / "cpu.weight"), "39");  // 1,024 shares
   EXPECT_EQ(Read(d / "cpu.max"), "max 100000");
   EXPECT_EQ(Read(d / "pids.max"), "max");
-  // The peak restarts through a descriptor Usage() then reads.
-  int fd = -1;
+  // Counters held open read the same files; the peak restarts through them.
   Write(d / "memory.peak", "999999\n");
-  ASSERT_TRUE(Cgroups::ResetPeak(*g, &fd));
-  ASSERT_GE(fd, 0);
+  Write(d / "cpu.stat", "usage_usec 7\n");
+  Write(d / "memory.events", "oom_kill 2\n");
+  Write(d / "cgroup.procs", "");
+  CgroupCounters counters(*g);
+  CgroupUsage u = counters.Read();
+  EXPECT_EQ(u.peak_memory_bytes, 999999);
+  EXPECT_EQ(u.cpu_time_ns, 7000);
+  EXPECT_EQ(u.oom_kills, 2);
+  EXPECT_FALSE(counters.Populated());
+  Write(d / "cgroup.procs", "42\n");
+  EXPECT_TRUE(counters.Populated());
+  ASSERT_TRUE(counters.ResetPeak());
   EXPECT_EQ(Read(d / "memory.peak").substr(0, 5), "reset");
-  ::close(fd);
 }
 
 TEST_F(FakeCgroupfsTest, HybridUsesV1ControllersAndTheUnifiedKill) {
@@ -100,7 +108,9 @@ TEST_F(FakeCgroupfsTest, HybridUsesV1ControllersAndTheUnifiedKill) {
   EXPECT_EQ(Read(root_ / "memory/drover/t2/memory.limit_in_bytes"), "67108864");
   EXPECT_EQ(Read(root_ / "cpu/drover/t2/cpu.shares"), "2048");
   EXPECT_FALSE(fs::exists(root_ / "cpu/drover/t2/cpu.cfs_quota_us"));  // no hard quota
-  EXPECT_EQ(cg->ProcsFiles(*g).size(), 6u);  // five v1 hierarchies + unified
+  // memory, cpu, cpuacct, pids + unified (whose cgroup.kill makes the freezer unneeded)
+  EXPECT_EQ(cg->ProcsFiles(*g).size(), 5u);
+  EXPECT_FALSE(fs::exists(root_ / "freezer/drover/t2"));
   Write(root_ / "memory/drover/t2/memory.max_usage_in_bytes", "777\n");
   Write(root_ / "cpuacct/drover/t2/cpuacct.usage", "999\n");
   Write(root_ / "memory/drover/t2/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");

@@ -151,7 +151,7 @@ class Supervisor {
     CgroupGroup cg;
     CgroupLimits limits;         // as applied
     std::vector<int> procs;      // its cgroup.procs files, open for the child to join
-    int peak_fd = -1;            // v2: memory.peak, reset per attempt through this fd
+    std::unique_ptr<CgroupCounters> counters;
     CgroupUsage base;            // counters where the previous attempt left them
     bool reusable = true;
   };
@@ -313,7 +313,7 @@ int Supervisor::Run() {
     now = NowMs();
     OnTimer(now);
     for (auto it = returning_.begin(); it != returning_.end();) {
-      if (Cgroups::Populated((*it)->cg)) {
+      if ((*it)->counters->Populated()) {
         ++it;
         continue;
       }
@@ -855,7 +855,7 @@ void Supervisor::Exited(uint64_t serial, int status) {
   // The attempt ends with its main process, as ECS does: its whole tree
   // goes, daemonized processes included (the cgroup has them).
   ::kill(-t.pid, SIGKILL);
-  if (t.group && Cgroups::Populated(t.group->cg)) Cgroups::Kill(t.group->cg);
+  if (t.group && t.group->counters->Populated()) Cgroups::Kill(t.group->cg);
   if (t.out < 0) {
     Finish(serial);
   } else {
@@ -912,12 +912,12 @@ void Supervisor::Finish(uint64_t serial) {
   bool emptied = false;  // no process of the attempt is left
   if (t->group) {
     Group& g = *t->group;
-    CgroupUsage now = Cgroups::Usage(g.cg, g.peak_fd);
+    CgroupUsage now = g.counters->Read();
     usage.peak_memory_bytes = now.peak_memory_bytes;
     if (now.cpu_time_ns >= 0) usage.cpu_time_ns = now.cpu_time_ns - std::max<int64_t>(0, g.base.cpu_time_ns);
     if (now.oom_kills >= 0) usage.oom_killed = now.oom_kills > std::max<int64_t>(0, g.base.oom_kills);
     g.base = now;
-    if (Cgroups::Populated(g.cg)) {
+    if (g.counters->Populated()) {
       Cgroups::Kill(g.cg);
       returning_.push_back(std::move(t->group));
     } else {
@@ -970,6 +970,7 @@ Result<std::unique_ptr<Supervisor::Group>> Supervisor::TakeGroup(const CgroupLim
       "p" + std::to_string(::getpid()) + "-" + std::to_string(next_group_++), limits);
   if (!cg.ok()) return cg.status();
   g->cg = std::move(cg).value();
+  g->counters = std::make_unique<CgroupCounters>(g->cg);
   g->limits = limits;
   g->base.cpu_time_ns = g->base.oom_kills = 0;
   for (const auto& f : cgroups_->ProcsFiles(g->cg)) {
@@ -986,7 +987,7 @@ Result<std::unique_ptr<Supervisor::Group>> Supervisor::TakeGroup(const CgroupLim
 }
 
 void Supervisor::Recycle(std::unique_ptr<Group> g) {
-  if (!g->reusable || free_.size() >= kMaxFreeGroups || !Cgroups::ResetPeak(g->cg, &g->peak_fd)) {
+  if (!g->reusable || free_.size() >= kMaxFreeGroups || !g->counters->ResetPeak()) {
     DropGroup(*g);
     return;
   }
@@ -996,8 +997,7 @@ void Supervisor::Recycle(std::unique_ptr<Group> g) {
 void Supervisor::DropGroup(Group& g) {
   for (int fd : g.procs) ::close(fd);
   g.procs.clear();
-  if (g.peak_fd >= 0) ::close(g.peak_fd);
-  g.peak_fd = -1;
+  g.counters.reset();
   for (int i = 0; i < 50 && !Cgroups::Remove(g.cg); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
