@@ -46,10 +46,12 @@ class LocalExecutorTest : public ::testing::Test {
     exec_.reset();
     fs::remove_all(root_);
   }
-  std::unique_ptr<Executor> NewExecutor() {
+  std::unique_ptr<Executor> NewExecutor(std::string cgroup_root = "/sys/fs/cgroup",
+                                        std::string run = "run") {
     LocalOptions opts;
+    opts.cgroup_root = cgroup_root;
     opts.kill_grace_ms = 300;
-    opts.run_dir = (root_ / "run").string();
+    opts.run_dir = (root_ / run).string();
     opts.supervisor_path = DROVER_SUPERVISOR_PATH;
     return MakeLocalExecutor(opts, clock_, [this](const TaskEvent& e) {
       std::lock_guard<std::mutex> l(mu_);
@@ -188,6 +190,24 @@ TEST_F(LocalExecutorTest, ATerminateRightAfterStartStillEndsTheAttempt) {
   TaskEvent e = WaitExit("quick-term");
   EXPECT_EQ(e.reason, "Terminated by the user");
   EXPECT_EQ(e.exit_code, 128 + SIGTERM);
+}
+
+TEST_F(LocalExecutorTest, WithoutCgroupsAttemptsRunWithRlimitsAndTheirScratchIsRemoved) {
+  // Given no cgroup hierarchy, an attempt still runs in its own scratch directory,
+  // under an address-space limit for its memory, and the directory goes with it.
+  // (Its own run dir: a supervisor keeps the cgroup layout of the server that started it.)
+  exec_ = NewExecutor("", "run-plain");
+  EXPECT_NE(exec_->Describe().find("no cgroups"), std::string::npos) << exec_->Describe();
+  auto s = Spec("plain", {"sh", "-c", "pwd; ulimit -v"});
+  s.workdir = (root_ / "scratch" / "plain-1").string();
+  fs::create_directories(root_ / "scratch");
+  s.scratch_workdir = true;
+  s.memory_mib = 64;
+  ASSERT_TRUE(exec_->Start(s).ok());
+  EXPECT_EQ(WaitExit("plain").exit_code, 0);
+  EXPECT_EQ(Lines("plain"), (std::vector<std::string>{s.workdir, std::to_string(64 * 1024)}));
+  for (int i = 0; i < 100 && fs::exists(s.workdir); ++i) usleep(10000);
+  EXPECT_FALSE(fs::exists(s.workdir));
 }
 
 TEST_F(LocalExecutorTest, ASignalDeathIsExitCode128PlusN) {
