@@ -210,6 +210,18 @@ TEST_F(LocalExecutorTest, WithoutCgroupsAttemptsRunWithRlimitsAndTheirScratchIsR
   EXPECT_FALSE(fs::exists(s.workdir));
 }
 
+TEST_F(LocalExecutorTest, ARunDirTooLongForASocketAddressStillWorks) {
+  // A Unix socket path holds at most 107 bytes: the supervisor's is then reached
+  // through /proc/self/fd.
+  std::string run = "run-" + std::string(110, 'r');
+  ASSERT_GT((root_ / run / "supervisor.sock").string().size(), 108u);
+  auto other = NewExecutor("/sys/fs/cgroup", run);
+  ASSERT_GT(SupervisorPid(*other), 0) << other->Describe();
+  ASSERT_TRUE(other->Start(Spec("far", {"sh", "-c", "exit 9"})).ok());
+  EXPECT_EQ(WaitExit("far").exit_code, 9);
+  EXPECT_TRUE(fs::exists(root_ / run / "supervisor.sock"));
+}
+
 TEST_F(LocalExecutorTest, ASignalDeathIsExitCode128PlusN) {
   ASSERT_TRUE(exec_->Start(Spec("t6", {"sh", "-c", "kill -9 $$"})).ok());
   TaskEvent e = WaitExit("t6");
