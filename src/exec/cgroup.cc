@@ -35,19 +35,14 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-int64_t ReadInt(const std::string& path) {
-  std::string s = ReadFile(path);
-  if (s.empty()) return -1;
-  try {
-    return std::stoll(s);
-  } catch (...) {
-    return -1;
-  }
+// A file's text as one integer, or the value of `key` in its "key value" lines
+// (memory.events, memory.oom_control, cpu.stat); -1 when absent.
+int64_t IntIn(const std::string& text) {
+  return text.empty() ? -1 : std::strtoll(text.c_str(), nullptr, 10);
 }
 
-// "key value" lines (memory.events, memory.oom_control, cpu.stat): the value of `key`.
-int64_t ReadKey(const std::string& path, const std::string& key) {
-  std::istringstream in(ReadFile(path));
+int64_t KeyIn(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
   std::string k;
   int64_t v;
   while (in >> k >> v) {
@@ -55,6 +50,9 @@ int64_t ReadKey(const std::string& path, const std::string& key) {
   }
   return -1;
 }
+
+int64_t ReadInt(const std::string& path) { return IntIn(ReadFile(path)); }
+int64_t ReadKey(const std::string& path, const std::string& key) { return KeyIn(ReadFile(path), key); }
 
 bool MakeDir(const std::string& p) { return ::mkdir(p.c_str(), 0755) == 0 || errno == EEXIST; }
 
@@ -267,20 +265,8 @@ std::string PRead(int fd) {
   return n > 0 ? std::string(buf, n) : std::string();
 }
 
-int64_t PReadInt(int fd) {
-  std::string s = PRead(fd);
-  return s.empty() ? -1 : std::strtoll(s.c_str(), nullptr, 10);
-}
-
-int64_t PReadKey(int fd, const std::string& key) {
-  std::istringstream in(PRead(fd));
-  std::string k;
-  int64_t v;
-  while (in >> k >> v) {
-    if (k == key) return v;
-  }
-  return -1;
-}
+int64_t PReadInt(int fd) { return IntIn(PRead(fd)); }
+int64_t PReadKey(int fd, const std::string& key) { return KeyIn(PRead(fd), key); }
 
 }  // namespace
 
