@@ -57,6 +57,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override {
     writer_.reset();  // commits what is queued, then stops (before the database goes)
     put_.reset();
+    update_.reset();
     del_.reset();
     exists_.reset();
     sqlite3_close(db_);
@@ -136,7 +137,7 @@ class SqliteStore final : public Store {
       return SqlError(db_, "begin");
     }
     Status s = Apply(group, each);
-    for (auto* st : {put_.get(), del_.get(), exists_.get()}) {
+    for (auto* st : {put_.get(), update_.get(), del_.get(), exists_.get()}) {
       if (st) sqlite3_reset(st->get());  // no statement left running across COMMIT
     }
     if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -151,15 +152,23 @@ class SqliteStore final : public Store {
       put_ = std::make_unique<Stmt>(
           db_, "INSERT OR REPLACE INTO resources(kind, key, name, revision, seq, doc) "
                "VALUES(?,?,?,?,?,?)");
+      // A record that keeps its kind and seq (every update of a resource) is
+      // changed in place: same rowid, no index entry moves. INSERT OR REPLACE
+      // deletes the row and inserts it anew, dirtying a leaf of every index and
+      // the table's right edge: ~4x the pages each commit writes to the WAL.
+      update_ = std::make_unique<Stmt>(
+          db_, "UPDATE resources SET name = ?3, revision = ?4, doc = ?6 "
+               "WHERE key = ?2 AND kind = ?1 AND seq = ?5");
       del_ = std::make_unique<Stmt>(db_, "DELETE FROM resources WHERE key = ?");
       exists_ = std::make_unique<Stmt>(db_, "SELECT 1 FROM resources WHERE key = ?");
-      if (!*put_ || !*del_ || !*exists_) {
+      if (!*put_ || !*update_ || !*del_ || !*exists_) {
         Status s = SqlError(db_, "prepare write");
         put_.reset();
         return s;
       }
     }
     Stmt& put = *put_;
+    Stmt& update = *update_;
     Stmt& del = *del_;
     Stmt& exists = *exists_;
     auto exec = [&](const char* sql) {
@@ -184,14 +193,15 @@ class SqliteStore final : public Store {
           }
           if (rc != SQLITE_DONE) return SqlError(db_, "look up " + r.key);
         }
-        sqlite3_reset(put.get());
-        sqlite3_bind_text(put.get(), 1, r.kind.data(), r.kind.size(), SQLITE_STATIC);
-        sqlite3_bind_text(put.get(), 2, r.key.data(), r.key.size(), SQLITE_STATIC);
-        sqlite3_bind_text(put.get(), 3, r.name.data(), r.name.size(), SQLITE_STATIC);
-        sqlite3_bind_int64(put.get(), 4, r.revision);
-        sqlite3_bind_int64(put.get(), 5, r.seq);
-        sqlite3_bind_text(put.get(), 6, r.doc.data(), r.doc.size(), SQLITE_STATIC);
-        if (sqlite3_step(put.get()) != SQLITE_DONE) return SqlError(db_, "put " + r.key);
+        if (!r.create_only) {
+          if (!Bind(update.get(), r) || sqlite3_step(update.get()) != SQLITE_DONE) {
+            return SqlError(db_, "update " + r.key);
+          }
+          if (sqlite3_changes(db_) > 0) continue;
+        }
+        if (!Bind(put.get(), r) || sqlite3_step(put.get()) != SQLITE_DONE) {
+          return SqlError(db_, "put " + r.key);
+        }
       }
       if (!each[i].ok()) {
         DROVER_RETURN_IF_ERROR(exec("ROLLBACK TO batch"));
@@ -208,9 +218,20 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  // Resets `st` and binds the six columns of `r` (?1 kind .. ?6 doc).
+  static bool Bind(sqlite3_stmt* st, const Record& r) {
+    sqlite3_reset(st);
+    return sqlite3_bind_text(st, 1, r.kind.data(), r.kind.size(), SQLITE_STATIC) == SQLITE_OK &&
+           sqlite3_bind_text(st, 2, r.key.data(), r.key.size(), SQLITE_STATIC) == SQLITE_OK &&
+           sqlite3_bind_text(st, 3, r.name.data(), r.name.size(), SQLITE_STATIC) == SQLITE_OK &&
+           sqlite3_bind_int64(st, 4, r.revision) == SQLITE_OK &&
+           sqlite3_bind_int64(st, 5, r.seq) == SQLITE_OK &&
+           sqlite3_bind_text(st, 6, r.doc.data(), r.doc.size(), SQLITE_STATIC) == SQLITE_OK;
+  }
+
   sqlite3* db_;
   std::mutex db_mu_;  // guards db_ (the writer and LoadAll)
-  std::unique_ptr<Stmt> put_, del_, exists_;  // the writer's statements (under db_mu_)
+  std::unique_ptr<Stmt> put_, update_, del_, exists_;  // the writer's statements (under db_mu_)
 
   std::unique_ptr<GroupCommitWriter> writer_;  // last: its thread uses the members above
 };

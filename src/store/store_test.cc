@@ -190,6 +190,27 @@ TEST_P(StoreTest, LoadAllReturnsTheLatestOfEveryRecordOnce) {
   EXPECT_EQ(*all, want);
 }
 
+TEST_P(StoreTest, ARewriteReplacesEveryColumnWhetherKindAndSeqStayOrChange) {
+  // Given a stored key rewritten once with its kind and seq kept (the common update) and
+  // once with both changed, each LoadAll should return exactly the last record written.
+  auto s = Open();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE((*s)->WriteSync({{R("a", 1), R("b", 2)}, {}}).ok());
+  Record kept{"job-queue", "a", "renamed", 7, 1, R"({"v":2})"};
+  ASSERT_TRUE((*s)->WriteSync({{kept}, {}}).ok());
+  auto all = (*s)->LoadAll();
+  ASSERT_TRUE(all.ok());
+  std::sort(all->begin(), all->end(), [](const Record& x, const Record& y) { return x.key < y.key; });
+  EXPECT_EQ(*all, (std::vector<Record>{kept, R("b", 2)}));
+
+  Record moved{"job-definition", "a", "other", 8, 5, R"({"v":3})"};
+  ASSERT_TRUE((*s)->WriteSync({{moved}, {}}).ok());
+  all = (*s)->LoadAll();
+  ASSERT_TRUE(all.ok());
+  std::sort(all->begin(), all->end(), [](const Record& x, const Record& y) { return x.key < y.key; });
+  EXPECT_EQ(*all, (std::vector<Record>{moved, R("b", 2)}));
+}
+
 TEST_P(StoreTest, CreateOnlyOfAnExistingKeyFailsItsWholeBatchAlone) {
   // Given a stored key, a batch holding a create_only put of it should fail with
   // AlreadyExists and apply nothing, while the batches around it (possibly in the same
