@@ -2,9 +2,10 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include <algorithm>
+#include <memory>
 #include <cstdio>
 #include <string>
 #include <unordered_map>
@@ -320,18 +321,57 @@ std::string FormatAmzDateImpl(int64_t ms) {
 
 // ---------------------------------------------------------------- crypto
 
+// OpenSSL 3 looks an algorithm up in its provider tables on every EVP_Digest or
+// HMAC() call (a lock, a hash lookup, a context allocated and freed): more than
+// the hashing of a request's few hundred bytes. The algorithms are fetched once
+// and each thread reuses its contexts.
+const EVP_MD* Sha256() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
 std::string Sha256Raw(std::string_view data) {
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                           &EVP_MD_CTX_free);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
+  if (ctx == nullptr || Sha256() == nullptr || EVP_DigestInit_ex2(ctx.get(), Sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) {
+    return {};
+  }
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 
+// A thread's HMAC-SHA256 context, its digest set once (EVP_MAC_init then only
+// takes the key).
+EVP_MAC_CTX* HmacContext() {
+  static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  thread_local std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(
+      [] {
+        EVP_MAC_CTX* c = mac ? EVP_MAC_CTX_new(mac) : nullptr;
+        char digest[] = "SHA256";
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                               OSSL_PARAM_construct_end()};
+        if (c != nullptr && EVP_MAC_CTX_set_params(c, params) != 1) {
+          EVP_MAC_CTX_free(c);
+          c = nullptr;
+        }
+        return c;
+      }(),
+      &EVP_MAC_CTX_free);
+  return ctx.get();
+}
+
 std::string HmacRaw(std::string_view key, std::string_view data) {
+  EVP_MAC_CTX* ctx = HmacContext();
   unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len) == nullptr) {
+  size_t len = 0;
+  if (ctx == nullptr ||
+      EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                   nullptr) != 1 ||
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+      EVP_MAC_final(ctx, md, &len, sizeof md) != 1) {
     return {};
   }
   return std::string(reinterpret_cast<const char*>(md), len);
