@@ -9,7 +9,10 @@
 namespace drover::service {
 namespace {
 
-constexpr int kLevel = 1;  // (3 packs a job document a few bytes smaller, more slowly)
+// Zstd's first fast level: against the dictionary a 1.7 KB finished-job document
+// packs in ~2.4 us to ~150 bytes (level 1: ~4.8 us, ~130 bytes; a job is packed
+// at each of its writes, so in dispatch this was ~7 % of the server's CPU).
+constexpr int kLevel = -1;
 
 struct ThreadContexts {
   ZSTD_CCtx* c = ZSTD_createCCtx();
