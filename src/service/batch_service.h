@@ -349,9 +349,11 @@ class BatchService {
   bool leading_ = true;  // guarded by mu_
   std::mutex pass_mu_;  // one SchedulePass at a time
   // With the scheduler thread, a pass's attempts start from its commit's
-  // callback (guarded by mu_): the next pass need not wait for the commit.
+  // callback (guarded by mu_), and the loop runs the next pass once no such
+  // commit is in flight (starts_in_flight_).
   bool pipelined_starts_ = false;
   int starts_in_flight_ = 0;
+  bool sched_stopping_ = false;  // guarded by mu_: StopScheduler began
   std::condition_variable starts_done_;
 };
 

@@ -901,9 +901,9 @@ void BatchService::SchedulePass(bool full) {
     if (out.puts.empty() && out.deletes.empty() && dirty_.empty()) {
       durable.set_value();
     } else if (pipelined_starts_ && !starts.empty()) {
-      // With the scheduler thread, passes are pipelined: the next one may decide
-      // while this one's STARTING records are being committed, and its attempts
-      // start from the commit's callback (StopScheduler waits for them).
+      // With the scheduler thread, the attempts start from the STARTING commit's
+      // callback: this thread goes on (the loop's next pass waits for the commit,
+      // StopScheduler for the starts).
       ++starts_in_flight_;
       Persist(std::move(out), [this, start_all, specs = std::move(starts)](Result<json::object>) {
         start_all(specs);
@@ -1001,6 +1001,7 @@ void BatchService::StartScheduler() {
   {
     std::lock_guard<std::mutex> l(mu_);
     pipelined_starts_ = true;
+    sched_stopping_ = false;
   }
   sched_thread_ = std::thread([this] { SchedulerLoop(); });
 }
@@ -1011,6 +1012,11 @@ void BatchService::StopScheduler() {
     sched_stop_ = true;
   }
   sched_cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    sched_stopping_ = true;  // (a loop waiting for a pass's commit)
+  }
+  starts_done_.notify_all();
   if (sched_thread_.joinable()) sched_thread_.join();
   // What waited for the next write (RUNNING moves) is stored before a graceful
   // stop, and the attempts of the last passes are handed over.
@@ -1065,6 +1071,14 @@ void BatchService::SchedulerLoop() {
       sched_deferred_ = false;
       full = sched_full_ || steady_clock::now() >= last_full + kTick;
       sched_full_ = false;
+    }
+    {
+      // At most one pass's STARTING commit in flight: the next pass waits for it,
+      // so that the exits and submissions meanwhile are decided together, in one
+      // pass and one commit (one pass per exit cost the server ~20 % more CPU in
+      // dispatch). The wait is one group commit at most.
+      std::unique_lock<std::mutex> l(mu_);
+      starts_done_.wait(l, [&] { return starts_in_flight_ == 0 || sched_stopping_; });
     }
     last_pass = steady_clock::now();
     if (full) last_full = last_pass;

@@ -2,8 +2,11 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "service/batch_service.h"
 
@@ -698,6 +701,132 @@ TEST_F(JobsTest, FinishedJobsAreForgottenAfterTheRetentionPeriodAndNoOthers) {
   ASSERT_TRUE(d2.ok());
   ASSERT_EQ(d2.value()["jobs"].as_array().size(), 1u);
   EXPECT_EQ(d2.value()["jobs"].as_array()[0].at("jobId"), json::value(running));
+}
+
+// A store that holds its writes back while `hold` is set, until Release().
+class HeldStore final : public store::Store {
+ public:
+  explicit HeldStore(store::Store& real) : real_(real) {}
+  Result<std::vector<store::Record>> LoadAll() override { return real_.LoadAll(); }
+  void Write(store::WriteBatch b, std::function<void(Status)> done) override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (hold_) {
+        held_.push_back({std::move(b), std::move(done)});
+        return;
+      }
+    }
+    real_.Write(std::move(b), std::move(done));
+  }
+  size_t Pending() const override { return real_.Pending() + Held(); }
+  size_t Held() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return held_.size();
+  }
+  void Hold() {
+    std::lock_guard<std::mutex> l(mu_);
+    hold_ = true;
+  }
+  void Release() {  // the held writes, in their order, then no more holding
+    std::vector<std::pair<store::WriteBatch, std::function<void(Status)>>> held;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      hold_ = false;
+      held.swap(held_);
+    }
+    for (auto& [b, done] : held) real_.Write(std::move(b), std::move(done));
+  }
+
+ private:
+  store::Store& real_;
+  mutable std::mutex mu_;
+  bool hold_ = false;
+  std::vector<std::pair<store::WriteBatch, std::function<void(Status)>>> held_;
+};
+
+// Counts starts from any thread (the scheduler's commits call Start).
+class CountingExecutor : public exec::Executor {
+ public:
+  Status Start(const exec::TaskSpec& spec) override {
+    std::lock_guard<std::mutex> l(mu_);
+    started_.push_back(spec);
+    return Status::Ok();
+  }
+  void Terminate(const std::string&, const std::string&) override {}
+  void Shutdown() override {}
+  std::string Describe() const override { return "counting"; }
+  void Attach(const std::string&, const std::string&, int) override {}
+  std::vector<exec::TaskSpec> Started() {
+    std::lock_guard<std::mutex> l(mu_);
+    return started_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<exec::TaskSpec> started_;
+};
+
+// Polls `done` for up to 10 s.
+template <typename F>
+bool Eventually(F done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+TEST(SchedulerLoopTest, TheNextPassWaitsForThePreviousPassesCommitAndDecidesTheExitsTogether) {
+  // Given the scheduler thread, two running 1-vCPU jobs on 2 vCPUs and two waiting: when
+  // one attempt ends, a pass places a waiting job and its STARTING commit is held back;
+  // the second exit meanwhile gets no pass (no commit) of its own until that commit is
+  // durable, and then the last job starts.
+  auto real = store::OpenSqliteStore(":memory:");
+  ASSERT_TRUE(real.ok());
+  HeldStore store(**real);
+  FakeClock clock;
+  FakeIds ids;
+  ServiceConfig cfg;
+  cfg.host_capacity = {2, 4096, 0};
+  auto scratch = std::filesystem::temp_directory_path() / ("drover-loop-" + std::to_string(getpid()));
+  cfg.scratch_root = scratch.string();
+  BatchService svc(cfg, store, clock, ids);
+  ASSERT_TRUE(svc.Load().ok());
+  CountingExecutor exec;
+  svc.SetExecutor(&exec);
+  for (const auto& [op, body] : std::vector<std::pair<std::string, std::string>>{
+           {"CreateComputeEnvironment",
+            R"({"computeEnvironmentName":"ce","type":"MANAGED","computeResources":{"type":"EC2","maxvCpus":2,"subnets":["s"]}})"},
+           {"CreateJobQueue",
+            R"({"jobQueueName":"q","priority":1,"computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce"}]})"},
+           {"RegisterJobDefinition",
+            R"({"jobDefinitionName":"jd","type":"container","containerProperties":{"command":["true"],
+                "resourceRequirements":[{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"16"}]}})"}}) {
+    ASSERT_TRUE(svc.CallSync(op, J(body)).ok()) << op;
+  }
+  svc.StartScheduler();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(svc.CallSync("SubmitJob", J(R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd"})")).ok());
+  }
+  ASSERT_TRUE(Eventually([&] { return exec.Started().size() == 2; }));
+  auto first = exec.Started();
+  store.Hold();
+  auto exit = [&](const exec::TaskSpec& t) {
+    svc.OnTaskEvent({exec::TaskEvent::Kind::kExited, t.task_id, t.job_id, t.attempt,
+                     clock.NowMillis(), 0, ""});
+  };
+  exit(first[0]);  // its SUCCEEDED write, then the pass's STARTING write: both held
+  ASSERT_TRUE(Eventually([&] { return store.Held() == 2; }));
+  exit(first[1]);  // its SUCCEEDED write; no pass until the STARTING commit is durable
+  ASSERT_TRUE(Eventually([&] { return store.Held() == 3; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(store.Held(), 3u) << "a pass ran while the previous pass's commit was in flight";
+  EXPECT_EQ(exec.Started().size(), 2u);
+  store.Release();
+  EXPECT_TRUE(Eventually([&] { return exec.Started().size() == 4; }))
+      << exec.Started().size() << " started";
+  svc.StopScheduler();
+  std::filesystem::remove_all(scratch);
 }
 
 }  // namespace
