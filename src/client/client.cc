@@ -103,6 +103,43 @@ Result<Endpoint> Discover(const std::string& endpoint_flag, const std::string& d
   return ep;
 }
 
+namespace {
+
+// One signed request as HTTP/1.1 bytes (SigV4 over the exact body sent).
+std::string EncodeRequest(const Endpoint& ep, int64_t now_ms, const std::string& target,
+                          const std::string& body, const std::string& service,
+                          const std::string& content_type, const std::string& amz_target) {
+  std::string hostport = ep.url.substr(7);
+  hostport = hostport.substr(0, hostport.find('/'));
+  auth::SigningInput in;
+  in.method = "POST";
+  in.target = target;
+  in.body = body;
+  in.host = hostport;
+  in.region = ep.region;
+  in.service = service;
+  in.access_key_id = ep.access_key_id;
+  in.secret = ep.secret_access_key;
+  in.now_ms = now_ms;
+  in.extra_headers.push_back({"content-type", content_type});
+  if (!amz_target.empty()) in.extra_headers.push_back({"x-amz-target", amz_target});
+  std::string out;
+  out.reserve(512 + body.size());
+  out.append("POST ").append(target).append(" HTTP/1.1\r\n");
+  for (const auto& h : auth::Sign(in)) out.append(h.name).append(": ").append(h.value).append("\r\n");
+  out.append("content-length: ").append(std::to_string(body.size())).append("\r\n\r\n");
+  out.append(body);
+  return out;
+}
+
+}  // namespace
+
+std::string EncodeBatchRequest(const Endpoint& ep, int64_t now_ms, std::string_view operation,
+                               const json::object& input) {
+  return EncodeRequest(ep, now_ms, "/v1/" + Lower(operation), ToJson(input), "batch",
+                       "application/json", "");
+}
+
 struct Client::Conn {
   asio::io_context io;
   beast::tcp_stream stream{io};
@@ -132,24 +169,8 @@ Result<json::object> Client::Send(const std::string& target, const std::string& 
   std::string host = colon == std::string::npos ? hostport : hostport.substr(0, colon);
   std::string port = colon == std::string::npos ? "80" : hostport.substr(colon + 1);
   if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-
-  auth::SigningInput in;
-  in.method = "POST";
-  in.target = target;
-  in.body = body;
-  in.host = hostport;
-  in.region = ep_.region;
-  in.service = service;
-  in.access_key_id = ep_.access_key_id;
-  in.secret = ep_.secret_access_key;
-  in.now_ms = clock_.NowMillis();
-  in.extra_headers.push_back({"content-type", content_type});
-  if (!amz_target.empty()) in.extra_headers.push_back({"x-amz-target", amz_target});
-  http::request<http::string_body> req{http::verb::post, target, 11};
-  for (const auto& h : auth::Sign(in)) req.set(h.name, h.value);
-  req.keep_alive(true);
-  req.body() = body;
-  req.prepare_payload();
+  const std::string request =
+      EncodeRequest(ep_, clock_.NowMillis(), target, body, service, content_type, amz_target);
 
   for (int tries = 0; tries < 2; ++tries) {
     beast::error_code ec;
@@ -160,7 +181,7 @@ Result<json::object> Client::Send(const std::string& target, const std::string& 
       if (ec) return Status::Server("cannot connect to " + ep_.url + ": " + ec.message());
       conn_->open = true;
     }
-    http::write(conn_->stream, req, ec);
+    asio::write(conn_->stream, asio::buffer(request), ec);
     beast::flat_buffer buf;
     http::response<http::string_body> res;
     if (!ec) http::read(conn_->stream, buf, res, ec);

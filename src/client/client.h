@@ -33,6 +33,12 @@ struct ApiError {
   std::string type, message;
 };
 
+// The HTTP/1.1 bytes of one signed, keep-alive AWS Batch request (REST-JSON,
+// POST /v1/<operation lower-cased>): what Client sends, for callers that do
+// their own I/O (bench/load.cc drives many connections from one event loop).
+std::string EncodeBatchRequest(const Endpoint& ep, int64_t now_ms, std::string_view operation,
+                               const json::object& input);
+
 class Client {
  public:
   explicit Client(Endpoint ep, Clock& clock);
