@@ -57,7 +57,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override {
     writer_.reset();  // commits what is queued, then stops (before the database goes)
     put_.reset();
-    update_.reset();
+    replace_.reset();
     del_.reset();
     exists_.reset();
     sqlite3_close(db_);
@@ -137,7 +137,7 @@ class SqliteStore final : public Store {
       return SqlError(db_, "begin");
     }
     Status s = Apply(group, each);
-    for (auto* st : {put_.get(), update_.get(), del_.get(), exists_.get()}) {
+    for (auto* st : {put_.get(), replace_.get(), del_.get(), exists_.get()}) {
       if (st) sqlite3_reset(st->get());  // no statement left running across COMMIT
     }
     if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -149,26 +149,29 @@ class SqliteStore final : public Store {
 
   Status Apply(const GroupCommitWriter::Group& group, std::vector<Status>& each) {
     if (!put_) {  // prepared once, on the first write (after the migrations)
+      // A new key is inserted; a key that keeps its kind and seq (every update of
+      // a resource) is changed in place: same rowid, no index entry moves. (INSERT
+      // OR REPLACE deletes the row and inserts it anew, dirtying a leaf of every
+      // index and the table's right edge: twice the WAL pages per job in
+      // dispatch.) Only a key whose kind or seq changed goes through `replace_`.
       put_ = std::make_unique<Stmt>(
+          db_, "INSERT INTO resources(kind, key, name, revision, seq, doc) VALUES(?1,?2,?3,?4,?5,?6) "
+               "ON CONFLICT(key) DO UPDATE SET name = excluded.name, "
+               "revision = excluded.revision, doc = excluded.doc "
+               "WHERE kind = excluded.kind AND seq = excluded.seq");
+      replace_ = std::make_unique<Stmt>(
           db_, "INSERT OR REPLACE INTO resources(kind, key, name, revision, seq, doc) "
-               "VALUES(?,?,?,?,?,?)");
-      // A record that keeps its kind and seq (every update of a resource) is
-      // changed in place: same rowid, no index entry moves. INSERT OR REPLACE
-      // deletes the row and inserts it anew, dirtying a leaf of every index and
-      // the table's right edge: ~4x the pages each commit writes to the WAL.
-      update_ = std::make_unique<Stmt>(
-          db_, "UPDATE resources SET name = ?3, revision = ?4, doc = ?6 "
-               "WHERE key = ?2 AND kind = ?1 AND seq = ?5");
+               "VALUES(?1,?2,?3,?4,?5,?6)");
       del_ = std::make_unique<Stmt>(db_, "DELETE FROM resources WHERE key = ?");
       exists_ = std::make_unique<Stmt>(db_, "SELECT 1 FROM resources WHERE key = ?");
-      if (!*put_ || !*update_ || !*del_ || !*exists_) {
+      if (!*put_ || !*replace_ || !*del_ || !*exists_) {
         Status s = SqlError(db_, "prepare write");
         put_.reset();
         return s;
       }
     }
     Stmt& put = *put_;
-    Stmt& update = *update_;
+    Stmt& replace = *replace_;
     Stmt& del = *del_;
     Stmt& exists = *exists_;
     auto exec = [&](const char* sql) {
@@ -193,14 +196,12 @@ class SqliteStore final : public Store {
           }
           if (rc != SQLITE_DONE) return SqlError(db_, "look up " + r.key);
         }
-        if (!r.create_only) {
-          if (!Bind(update.get(), r) || sqlite3_step(update.get()) != SQLITE_DONE) {
-            return SqlError(db_, "update " + r.key);
-          }
-          if (sqlite3_changes(db_) > 0) continue;
-        }
         if (!Bind(put.get(), r) || sqlite3_step(put.get()) != SQLITE_DONE) {
           return SqlError(db_, "put " + r.key);
+        }
+        if (sqlite3_changes(db_) == 0 &&
+            (!Bind(replace.get(), r) || sqlite3_step(replace.get()) != SQLITE_DONE)) {
+          return SqlError(db_, "replace " + r.key);
         }
       }
       if (!each[i].ok()) {
@@ -231,7 +232,7 @@ class SqliteStore final : public Store {
 
   sqlite3* db_;
   std::mutex db_mu_;  // guards db_ (the writer and LoadAll)
-  std::unique_ptr<Stmt> put_, update_, del_, exists_;  // the writer's statements (under db_mu_)
+  std::unique_ptr<Stmt> put_, replace_, del_, exists_;  // the writer's statements (under db_mu_)
 
   std::unique_ptr<GroupCommitWriter> writer_;  // last: its thread uses the members above
 };
