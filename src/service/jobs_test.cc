@@ -790,9 +790,9 @@ TEST(SchedulerLoopTest, TheNextPassWaitsForThePreviousPassesCommitAndDecidesTheE
   cfg.host_capacity = {2, 4096, 0};
   auto scratch = std::filesystem::temp_directory_path() / ("drover-loop-" + std::to_string(getpid()));
   cfg.scratch_root = scratch.string();
+  CountingExecutor exec;  // (declared first: it outlives the service)
   BatchService svc(cfg, store, clock, ids);
   ASSERT_TRUE(svc.Load().ok());
-  CountingExecutor exec;
   svc.SetExecutor(&exec);
   for (const auto& [op, body] : std::vector<std::pair<std::string, std::string>>{
            {"CreateComputeEnvironment",
