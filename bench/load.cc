@@ -166,23 +166,32 @@ Burst Submit(const std::string& name, int n, int requests, double seconds, bool 
                          {"jobDefinition", name + "-true"}};
   auto conn = [&](int t) -> asio::awaitable<void> {
     tcp::socket sock(io);
-    auto [cec, unused] = co_await asio::async_connect(sock, where, kTuple);
-    if (cec) {
-      std::fprintf(stderr, "connect: %s\n", cec.message().c_str());
-      co_return;
-    }
-    sock.set_option(tcp::no_delay(true));
     beast::flat_buffer buf;
+    // (Re)connects; false when the server cannot be reached.
+    auto connect = [&]() -> asio::awaitable<bool> {
+      beast::error_code ignored;
+      sock.close(ignored);
+      buf.clear();
+      auto [ec, unused] = co_await asio::async_connect(sock, where, kTuple);
+      if (ec) {
+        std::fprintf(stderr, "connect: %s\n", ec.message().c_str());
+        co_return false;
+      }
+      sock.set_option(tcp::no_delay(true));
+      co_return true;
+    };
+    if (!co_await connect()) co_return;
     asio::steady_timer pause(io);
     while (next++ < requests && NowS() < deadline) {
-      for (;;) {
+      for (int broken = 0;;) {
         double s = NowS();
         std::string bytes = client::EncodeBatchRequest(ep, EpochMs(), "SubmitJob", req);
         auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(bytes), kTuple);
         http::response<http::string_body> res;
         beast::error_code ec = wec;
         if (!ec) std::tie(ec, wn) = co_await http::async_read(sock, buf, res, kTuple);
-        if (ec) {
+        if (ec) {  // a kept-alive connection the server closed: reconnect once, as Client does
+          if (++broken < 2 && co_await connect()) continue;
           std::fprintf(stderr, "SubmitJob: %s\n", ec.message().c_str());
           ++failed;
           co_return;
@@ -191,12 +200,11 @@ Burst Submit(const std::string& name, int n, int requests, double seconds, bool 
         auto body = ParseJson(res.body());
         const json::object* obj = body.ok() && body->is_object() ? &body->as_object() : nullptr;
         auto id = obj ? GetString(*obj, "jobId") : std::nullopt;
-        if (res.result_int() == 200 && id) {
-          ++done;
-          if (keep_ids || ids[t].empty()) ids[t].push_back(std::string(*id));
-          break;
-        }
-        ++failed;
+        bool ok = res.result_int() == 200 && id;
+        if (ok && (keep_ids || ids[t].empty())) ids[t].push_back(std::string(*id));
+        ++(ok ? done : failed);
+        if (!res.keep_alive() && !co_await connect()) co_return;
+        if (ok) break;
         if (!retry || NowS() >= deadline) break;
         pause.expires_after(std::chrono::milliseconds(5));
         co_await pause.async_wait(kTuple);
