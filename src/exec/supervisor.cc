@@ -145,6 +145,7 @@ class Supervisor {
     int fd = -1;
     std::string in, out;
     bool want_out = false;
+    bool queued = false;  // in unsent_: flushed at the end of the loop's turn
   };
   // A cgroup, created once and reused by attempt after attempt.
   struct Group {
@@ -177,6 +178,7 @@ class Supervisor {
   void CloseConn(uint64_t id);
   void Flush(uint64_t id, Conn& c);
   void Send(uint64_t conn, const json::object& msg);
+  void FlushUnsent();  // the messages Send() queued this turn of the loop
   void Handle(uint64_t conn, const json::object& msg);
   void Start(uint64_t conn, const json::object& msg);
   std::string Spawn(Task& t, bool* client_error);
@@ -210,6 +212,10 @@ class Supervisor {
   std::unique_ptr<Cgroups> cgroups_;
   uint64_t next_conn_ = 1, next_task_ = 1, next_group_ = 1;
   std::map<uint64_t, Conn> conns_;
+  // Connections with messages written during this turn of the loop: one send
+  // each at its end, however many events the turn handled (a started and an
+  // exit report each cost a send and a wake-up of the server's reader before).
+  std::vector<uint64_t> unsent_;
   std::unordered_map<uint64_t, std::unique_ptr<Task>> tasks_;
   std::unordered_map<std::string, uint64_t> by_id_;   // task id -> serial
   std::unordered_map<pid_t, uint64_t> by_pid_;        // job pid -> serial
@@ -321,6 +327,7 @@ int Supervisor::Run() {
       it = returning_.erase(it);
       Recycle(std::move(g));
     }
+    FlushUnsent();
     if (Idle() && !was_idle) idle_since_ = now;
   }
   ::unlink((opts_.run_dir + "/" + kSocket).c_str());
@@ -520,7 +527,20 @@ void Supervisor::Send(uint64_t conn, const json::object& msg) {
   if (it == conns_.end()) return;  // kept (exits) or lost (replies): the server asks again
   it->second.out += ToJson(msg);
   it->second.out += '\n';
-  Flush(conn, it->second);
+  if (!it->second.queued) {
+    it->second.queued = true;
+    unsent_.push_back(conn);
+  }
+}
+
+void Supervisor::FlushUnsent() {
+  for (uint64_t id : unsent_) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    it->second.queued = false;
+    Flush(id, it->second);
+  }
+  unsent_.clear();
 }
 
 void Supervisor::Handle(uint64_t conn, const json::object& msg) {
