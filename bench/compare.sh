@@ -82,7 +82,8 @@ run_drover_scenarios() {
 
   say "2. dispatch of $dispatch_jobs trivial jobs"
   start_drover "$work/s2"
-  step $load --data "$work/s2" --mode dispatch --jobs "$dispatch_jobs" --timeout 1800
+  step $load --data "$work/s2" --mode dispatch --jobs "$dispatch_jobs" --repeats "$repeats" \
+    --timeout 1800
   stop_drover
 
   say "4. a $array_size-child array"
