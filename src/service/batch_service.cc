@@ -362,6 +362,8 @@ void BatchService::Persist(Outcome outcome, Reply done) {
     }
   }
   dirty_.clear();
+  std::vector<std::string> acks;
+  acks.swap(exit_acks_);
   std::unordered_map<const Job*, std::string> texts;
   FlushDocs(&texts);
   std::unordered_set<std::string_view> seen;  // a key put twice is stored once
@@ -385,8 +387,16 @@ void BatchService::Persist(Outcome outcome, Reply done) {
   }
   batch.deletes = std::move(outcome.deletes);
   store_.Write(std::move(batch), [this, response = std::move(outcome.response),
-                                  done = std::move(done)](Status s) mutable {
-    if (s.ok()) return done(std::move(response));
+                                  done = std::move(done), acks = std::move(acks)](Status s) mutable {
+    if (s.ok()) {
+      if (!acks.empty()) {  // the exits this write carried are durable
+        std::lock_guard<std::mutex> l(mu_);
+        if (executor_) {
+          for (const std::string& task : acks) executor_->Acknowledge(task);
+        }
+      }
+      return done(std::move(response));
+    }
     // The in-memory view ran ahead of the store: rebuild it from what is durable.
     LOG_ERROR("write failed, reloading state from the store: {}", s.message());
     if (Status r = Load(); !r.ok()) {

@@ -307,6 +307,9 @@ class BatchService {
   std::unordered_map<const Job*, json::object> open_docs_;      // being changed (Doc())
   std::unique_ptr<DocCodec> codec_ = std::make_unique<DocCodec>();  // replaced by Load()
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
+  // Attempts whose exit is among dirty_: acknowledged to the executor once the
+  // write that carries them is durable (see OnTaskEvent).
+  std::vector<std::string> exit_acks_;
   // SUBMITTED / PENDING jobs (not array parents), in creation order; a pass works
   // through at most cfg_.resolve_slice of them from where the last one stopped (a
   // restart can leave a million SUBMITTED).

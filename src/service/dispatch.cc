@@ -687,12 +687,20 @@ void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
       FinishAttempt(*j, ev, out);
     }
     // The executor keeps the exit until it is durable here: a crash before that
-    // finds it again when the next server re-attaches.
-    Persist(std::move(out), [this, task = ev.task_id](Result<json::object> r) {
-      if (!r.ok()) return;
-      std::lock_guard<std::mutex> l(mu_);
-      if (executor_) executor_->Acknowledge(task);
-    });
+    // finds it again when the next server re-attaches. With the scheduler
+    // thread, the exit is stored with the next write, at the latest the commit
+    // of the pass it wakes (below), together with the attempts that pass starts
+    // in the capacity it freed: one commit for both, not one per exit.
+    if (pipelined_starts_ && leading_ && out.deletes.empty()) {
+      dirty_.insert(out.puts.begin(), out.puts.end());
+      exit_acks_.push_back(ev.task_id);
+    } else {
+      Persist(std::move(out), [this, task = ev.task_id](Result<json::object> r) {
+        if (!r.ok()) return;
+        std::lock_guard<std::mutex> l(mu_);
+        if (executor_) executor_->Acknowledge(task);
+      });
+    }
   }
   if (ev.kind == exec::TaskEvent::Kind::kExited) WakeForCapacity();
 }

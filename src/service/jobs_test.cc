@@ -723,6 +723,10 @@ class HeldStore final : public store::Store {
     std::lock_guard<std::mutex> l(mu_);
     return held_.size();
   }
+  std::vector<store::Record> HeldRecords(size_t i) const {
+    std::lock_guard<std::mutex> l(mu_);
+    return i < held_.size() ? held_[i].first.puts : std::vector<store::Record>{};
+  }
   void Hold() {
     std::lock_guard<std::mutex> l(mu_);
     hold_ = true;
@@ -756,14 +760,23 @@ class CountingExecutor : public exec::Executor {
   void Shutdown() override {}
   std::string Describe() const override { return "counting"; }
   void Attach(const std::string&, const std::string&, int) override {}
+  void Acknowledge(const std::string& task_id) override {
+    std::lock_guard<std::mutex> l(mu_);
+    acked_.push_back(task_id);
+  }
   std::vector<exec::TaskSpec> Started() {
     std::lock_guard<std::mutex> l(mu_);
     return started_;
+  }
+  std::vector<std::string> Acked() {
+    std::lock_guard<std::mutex> l(mu_);
+    return acked_;
   }
 
  private:
   std::mutex mu_;
   std::vector<exec::TaskSpec> started_;
+  std::vector<std::string> acked_;
 };
 
 // Polls `done` for up to 10 s.
@@ -776,11 +789,13 @@ bool Eventually(F done) {
   return done();
 }
 
-TEST(SchedulerLoopTest, TheNextPassWaitsForThePreviousPassesCommitAndDecidesTheExitsTogether) {
+TEST(SchedulerLoopTest, AnExitIsStoredWithThePassItWakesAndAcknowledgedOnceThatCommitIsDurable) {
   // Given the scheduler thread, two running 1-vCPU jobs on 2 vCPUs and two waiting: when
-  // one attempt ends, a pass places a waiting job and its STARTING commit is held back;
-  // the second exit meanwhile gets no pass (no commit) of its own until that commit is
-  // durable, and then the last job starts.
+  // one attempt ends, the pass it wakes places a waiting job, and one write carries both
+  // the exit (SUCCEEDED) and the start (STARTING); it is held back, and neither is
+  // acknowledged nor started. The second exit meanwhile gets no write and no pass of its
+  // own until that commit is durable; then the first exit is acknowledged, the third job
+  // starts, and the next pass stores the second exit with the last job's start.
   auto real = store::OpenSqliteStore(":memory:");
   ASSERT_TRUE(real.ok());
   HeldStore store(**real);
@@ -815,16 +830,30 @@ TEST(SchedulerLoopTest, TheNextPassWaitsForThePreviousPassesCommitAndDecidesTheE
     svc.OnTaskEvent({exec::TaskEvent::Kind::kExited, t.task_id, t.job_id, t.attempt,
                      clock.NowMillis(), 0, ""});
   };
-  exit(first[0]);  // its SUCCEEDED write, then the pass's STARTING write: both held
-  ASSERT_TRUE(Eventually([&] { return store.Held() == 2; }));
-  exit(first[1]);  // its SUCCEEDED write; no pass until the STARTING commit is durable
-  ASSERT_TRUE(Eventually([&] { return store.Held() == 3; }));
+  exit(first[0]);  // the pass it wakes: one write with its SUCCEEDED and a STARTING
+  ASSERT_TRUE(Eventually([&] { return store.Held() == 1; }));
+  std::vector<std::string> keys;
+  for (const auto& r : store.HeldRecords(0)) keys.push_back(r.key);
+  EXPECT_EQ(keys.size(), 2u) << ::testing::PrintToString(keys);
+  EXPECT_NE(std::find_if(keys.begin(), keys.end(),
+                         [&](const std::string& k) { return k.ends_with(first[0].job_id); }),
+            keys.end())
+      << "the exit is not in the pass's write";
+  exit(first[1]);  // nothing of its own; no pass until the STARTING commit is durable
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(store.Held(), 3u) << "a pass ran while the previous pass's commit was in flight";
+  EXPECT_EQ(store.Held(), 1u) << "a write or a pass while the previous pass's commit was in flight";
   EXPECT_EQ(exec.Started().size(), 2u);
+  EXPECT_TRUE(exec.Acked().empty()) << "an exit acknowledged before it was durable";
   store.Release();
   EXPECT_TRUE(Eventually([&] { return exec.Started().size() == 4; }))
       << exec.Started().size() << " started";
+  EXPECT_TRUE(Eventually([&] { return exec.Acked().size() == 2; }));
+  EXPECT_EQ(exec.Acked(), (std::vector<std::string>{first[0].task_id, first[1].task_id}));
+  for (int i = 0; i < 2; ++i) {
+    auto d = svc.CallSync("DescribeJobs", J(R"({"jobs":[")" + first[i].job_id + R"("]})"));
+    ASSERT_TRUE(d.ok());
+    EXPECT_EQ(d->at("jobs").as_array()[0].at("status").as_string(), "SUCCEEDED");
+  }
   svc.StopScheduler();
   std::filesystem::remove_all(scratch);
 }
