@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "client/client.h"
@@ -141,34 +142,38 @@ std::string LogStream(const json::object& job) {
   return c ? Str(*c, "logStreamName") : "";
 }
 
-// Follows a job's output (all attempts) until it finishes, or prints what is there.
+// Prints a job's output, every attempt's in order: what is there, or with
+// `follow` as it comes until the job finishes. The attempts that ended are in
+// the job's `attempts` (each names its stream), however quickly they went by;
+// the running one is the container's stream.
 int FollowLogs(Client& c, const std::string& id, bool follow) {
-  std::string stream, token;
+  std::string stream, token;       // the running attempt's stream, and how far it is printed
+  std::set<std::string> finished;  // streams printed to their end
   for (;;) {
     auto job = DescribeJob(c, id);
     if (!job.ok()) return Fail(job.status());
-    std::string s = LogStream(*job);
-    if (!s.empty() && s != stream) {
-      if (!stream.empty()) {  // a new attempt: finish the previous one's output first
-        auto rest = PrintLogs(c, LogGroup(*job), stream, token);
+    const std::string group = LogGroup(*job);
+    if (const auto* attempts = GetArray(*job, "attempts")) {
+      for (const auto& a : *attempts) {
+        const auto* ac = GetObject(a.as_object(), "container");
+        std::string s = ac ? Str(*ac, "logStreamName") : "";
+        if (s.empty() || finished.count(s)) continue;
+        auto rest = PrintLogs(c, group, s, s == stream ? token : "");
         if (!rest.ok()) return Fail(rest.status());
+        finished.insert(s);
+        if (s == stream) stream.clear();
       }
+    }
+    if (std::string s = LogStream(*job); !s.empty() && !finished.count(s) && s != stream) {
       stream = s;
       token.clear();
     }
     if (!stream.empty()) {
-      auto next = PrintLogs(c, LogGroup(*job), stream, token);
+      auto next = PrintLogs(c, group, stream, token);
       if (!next.ok()) return Fail(next.status());
       token = *next;
     }
-    bool done = Terminal(Str(*job, "status"));
-    if (!follow || done) {
-      if (follow && !stream.empty()) {  // output written just before the end
-        auto next = PrintLogs(c, LogGroup(*job), stream, token);
-        if (!next.ok()) return Fail(next.status());
-      }
-      return 0;
-    }
+    if (!follow || Terminal(Str(*job, "status"))) return 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
 }
