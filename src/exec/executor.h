@@ -111,6 +111,18 @@ class Executor {
   // may forget it. Until then it keeps it (across its own restarts), and an
   // Attach() hears it again.
   virtual void Acknowledge(const std::string& task_id) {}
+  // Start() for several attempts (a scheduler pass's), in order; the statuses
+  // in the same order. The local executor sends them to its supervisor in one
+  // message.
+  virtual std::vector<Status> StartAll(const std::vector<const TaskSpec*>& specs) {
+    std::vector<Status> out;
+    for (const TaskSpec* spec : specs) out.push_back(Start(*spec));
+    return out;
+  }
+  // Acknowledge() for several attempts (the exits one commit made durable).
+  virtual void AcknowledgeAll(const std::vector<std::string>& task_ids) {
+    for (const std::string& t : task_ids) Acknowledge(t);
+  }
   // Stops watching. Attempts run on (they outlive the server) and are
   // re-attached by the next one.
   virtual void Shutdown() = 0;

@@ -43,12 +43,16 @@ class LocalExecutor final : public Executor {
   }
   ~LocalExecutor() override { Shutdown(); }
 
-  Status Start(const TaskSpec& spec) override;
+  Status Start(const TaskSpec& spec) override { return StartAll({&spec})[0]; }
+  std::vector<Status> StartAll(const std::vector<const TaskSpec*>& specs) override;
   void Attach(const std::string& task_id, const std::string& job_id, int attempt) override;
   void Terminate(const std::string& task_id, const std::string& reason) override;
-  void Acknowledge(const std::string& task_id) override {
+  void Acknowledge(const std::string& task_id) override { AcknowledgeAll({task_id}); }
+  void AcknowledgeAll(const std::vector<std::string>& task_ids) override {
+    std::string lines;
+    for (const std::string& t : task_ids) lines += ToJson(json::object{{"op", "ack"}, {"task", t}}) + "\n";
     std::lock_guard<std::mutex> l(mu_);
-    (void)SendLocked(json::object{{"op", "ack"}, {"task", task_id}});
+    (void)SendLinesLocked(lines);
   }
   void Shutdown() override;
   std::string Describe() const override {
@@ -67,6 +71,7 @@ class LocalExecutor final : public Executor {
   Status EnsureConnected();  // mu_ held
   Status SpawnSupervisor(bool* busy);
   Status SendLocked(const json::object& msg);  // mu_ held
+  Status SendLinesLocked(const std::string& lines);  // mu_ held: JSON lines, each ending in '\n'
   void Reader();
   void HandleLine(const json::object& msg);
   void Lost(int fd);
@@ -186,7 +191,10 @@ Status LocalExecutor::EnsureConnected() {
 }
 
 Status LocalExecutor::SendLocked(const json::object& msg) {
-  std::string line = ToJson(msg) + "\n";
+  return SendLinesLocked(ToJson(msg) + "\n");
+}
+
+Status LocalExecutor::SendLinesLocked(const std::string& line) {
   size_t off = 0;
   while (fd_ >= 0 && off < line.size()) {
     ssize_t n = ::send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);
@@ -198,20 +206,48 @@ Status LocalExecutor::SendLocked(const json::object& msg) {
   return Status::Server("lost the connection to the job supervisor");
 }
 
-Status LocalExecutor::Start(const TaskSpec& spec) {
-  if (!spec.cannot_start.empty()) return Status::Client(spec.cannot_start);
-  // Sent, not awaited: the supervisor's reply comes back as an event.
-  json::object msg{{"op", "start"}, {"spec", SpecToJson(spec)}, {"pidsMax", opts_.pids_max}};
-  std::lock_guard<std::mutex> l(mu_);
-  if (Status s = EnsureConnected(); !s.ok()) return s;
-  if (known_.count(spec.task_id)) return Status::Server("attempt " + spec.task_id + " already started");
-  Status s = SendLocked(msg);
-  if (s.ok()) {
-    Known& k = known_[spec.task_id];
-    k.job_id = spec.job_id;
-    k.attempt = spec.attempt;
+// The starts go in one message (JSON lines), made outside the lock.
+std::vector<Status> LocalExecutor::StartAll(const std::vector<const TaskSpec*>& specs) {
+  std::vector<Status> out(specs.size());
+  std::vector<std::string> lines(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const TaskSpec& spec = *specs[i];
+    if (!spec.cannot_start.empty()) {
+      out[i] = Status::Client(spec.cannot_start);
+      continue;
+    }
+    // Sent, not awaited: the supervisor's reply comes back as an event.
+    lines[i] = ToJson(json::object{{"op", "start"}, {"spec", SpecToJson(spec)},
+                                   {"pidsMax", opts_.pids_max}}) + "\n";
   }
-  return s;
+  std::lock_guard<std::mutex> l(mu_);
+  Status connected = EnsureConnected();
+  std::string batch;
+  std::vector<size_t> sent;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (lines[i].empty()) continue;
+    const TaskSpec& spec = *specs[i];
+    if (!connected.ok()) {
+      out[i] = connected;
+    } else if (known_.count(spec.task_id)) {
+      out[i] = Status::Server("attempt " + spec.task_id + " already started");
+    } else {
+      Known& k = known_[spec.task_id];
+      k.job_id = spec.job_id;
+      k.attempt = spec.attempt;
+      batch += lines[i];
+      sent.push_back(i);
+    }
+  }
+  if (!batch.empty()) {
+    if (Status s = SendLinesLocked(batch); !s.ok()) {
+      for (size_t i : sent) {
+        known_.erase(specs[i]->task_id);
+        out[i] = s;
+      }
+    }
+  }
+  return out;
 }
 
 void LocalExecutor::Attach(const std::string& task_id, const std::string& job_id, int attempt) {

@@ -331,6 +331,42 @@ TEST_F(LocalExecutorTest, AnExitIsKeptUntilAcknowledged) {
   EXPECT_NE(e.reason.find("Host lost"), std::string::npos) << e.reason;
 }
 
+TEST_F(LocalExecutorTest, StartAllStartsEachAttemptInOrderAndRefusesOnlyTheOnesThatCannotStart) {
+  // Given a pass's attempts sent together: one that cannot start, two that can, and one
+  // that repeats a started attempt, each gets its own status, and the two run and exit
+  // with their own codes; AcknowledgeAll then makes the supervisor forget both exits.
+  TaskSpec bad = Spec("sa-bad", {"true"});
+  bad.cannot_start = "CannotStartContainerError: no such image";
+  TaskSpec a = Spec("sa-a", {"sh", "-c", "exit 3"}), b = Spec("sa-b", {"sh", "-c", "exit 4"});
+  std::vector<Status> st = exec_->StartAll({&a, &bad, &b, &a});
+  ASSERT_EQ(st.size(), 4u);
+  EXPECT_TRUE(st[0].ok()) << st[0].ToString();
+  EXPECT_EQ(st[1].code(), Code::kClient);
+  EXPECT_EQ(st[1].message(), bad.cannot_start);
+  EXPECT_TRUE(st[2].ok()) << st[2].ToString();
+  EXPECT_EQ(st[3].code(), Code::kServer) << st[3].ToString();
+  EXPECT_EQ(WaitExit("sa-a").exit_code, 3);
+  EXPECT_EQ(WaitExit("sa-b").exit_code, 4);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& e : events_) EXPECT_NE(e.task_id, "sa-bad");
+  }
+  exec_->AcknowledgeAll({"sa-a", "sa-b"});
+  auto other = NewExecutor();
+  for (const char* id : {"sa-a", "sa-b"}) {
+    other->Attach(id, std::string("job-") + id, 1);
+  }
+  for (const char* id : {"sa-a", "sa-b"}) {
+    std::unique_lock<std::mutex> l(mu_);
+    EXPECT_TRUE(cv_.wait_for(l, std::chrono::seconds(20), [&] {
+      for (const auto& e : events_) {
+        if (e.task_id == id && e.kind == TaskEvent::Kind::kExited && e.exit_code == -1) return true;
+      }
+      return false;
+    })) << id << ": its exit was not forgotten";
+  }
+}
+
 TEST_F(LocalExecutorTest, ServersOnOneRunDirShareOneSupervisorAndHearTheirOwnExits) {
   auto other = NewExecutor();
   ASSERT_GT(SupervisorPid(*exec_), 0);

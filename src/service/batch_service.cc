@@ -391,9 +391,7 @@ void BatchService::Persist(Outcome outcome, Reply done) {
     if (s.ok()) {
       if (!acks.empty()) {  // the exits this write carried are durable
         std::lock_guard<std::mutex> l(mu_);
-        if (executor_) {
-          for (const std::string& task : acks) executor_->Acknowledge(task);
-        }
+        if (executor_) executor_->AcknowledgeAll(acks);
       }
       return done(std::move(response));
     }

@@ -249,7 +249,7 @@ class BatchService {
   exec::TaskSpec MakeTaskSpec(Job& job, const std::string& ce_arn);
   void PersistSync(Outcome out);
   void SchedulerLoop();
-  void StartAttempt(const exec::TaskSpec& spec);
+  void StartAttempts(const std::vector<exec::TaskSpec>& specs);
   // Cluster (cluster.cc).
   int64_t NextSeq();
   void UnindexJob(const std::string& arn);  // drops a job (another server replaced it)

@@ -790,7 +790,7 @@ void BatchService::SchedulePass(bool full) {
   // executor (a request to the host's supervisor, not awaited).
   auto start_all = [this, t_pass](const std::vector<exec::TaskSpec>& specs) {
     auto t_durable = std::chrono::steady_clock::now();
-    for (const auto& spec : specs) StartAttempt(spec);
+    StartAttempts(specs);
     auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
     LOG_DEBUG("pass: {} attempts placed; durable {:.1f} ms after the pass began, started {:.1f} ms later",
               specs.size(), ms(t_pass, t_durable), ms(t_durable, std::chrono::steady_clock::now()));
@@ -931,39 +931,48 @@ void BatchService::SchedulePass(bool full) {
   if (!starts.empty()) start_all(starts);
 }
 
-// Hands one placed attempt to the executor, unless the job was stopped meanwhile.
-void BatchService::StartAttempt(const exec::TaskSpec& spec) {
+// Hands a pass's placed attempts to the executor (together), except those whose
+// job was stopped meanwhile.
+void BatchService::StartAttempts(const std::vector<exec::TaskSpec>& specs) {
+  std::vector<const exec::TaskSpec*> go;
   {
     std::lock_guard<std::mutex> l(mu_);
+    Outcome out;
+    for (const exec::TaskSpec& spec : specs) {
+      Job* j = FindJob(spec.job_id);
+      if (!j || j->task_id != spec.task_id) continue;
+      if (!j->terminate_reason.empty()) {  // terminated before it started
+        j->start_pending = false;
+        FinishAttempt(*j, exec::TaskEvent{exec::TaskEvent::Kind::kExited, spec.task_id,
+                                          spec.job_id, spec.attempt, clock_.NowMillis(), -1,
+                                          j->terminate_reason},
+                      out);
+        continue;
+      }
+      go.push_back(&spec);
+    }
+    if (!out.puts.empty()) Persist(std::move(out), [](Result<json::object>) {});
+  }
+  if (go.empty()) return;
+  std::vector<Status> started = executor_->StartAll(go);  // kRunning arrives through OnTaskEvent
+  std::lock_guard<std::mutex> l(mu_);
+  Outcome out;
+  for (size_t i = 0; i < go.size(); ++i) {
+    const exec::TaskSpec& spec = *go[i];
     Job* j = FindJob(spec.job_id);
-    if (!j || j->task_id != spec.task_id) return;
-    if (!j->terminate_reason.empty()) {  // terminated before it started
-      Outcome out;
-      j->start_pending = false;
-      FinishAttempt(*j, exec::TaskEvent{exec::TaskEvent::Kind::kExited, spec.task_id,
-                                        spec.job_id, spec.attempt, clock_.NowMillis(), -1,
-                                        j->terminate_reason},
-                    out);
-      Persist(std::move(out), [](Result<json::object>) {});
-      return;
+    if (!j || j->task_id != spec.task_id) continue;
+    j->start_pending = false;
+    if (const Status& s = started[i]; !s.ok()) {
+      exec::TaskEvent ev{exec::TaskEvent::Kind::kExited, spec.task_id, spec.job_id,
+                         spec.attempt, clock_.NowMillis(), -1, s.message()};
+      ev.start_failed = true;
+      ev.client_error = s.code() == Code::kClient;
+      FailStart(*j, ev, out);
+    } else if (!j->terminate_reason.empty()) {
+      executor_->Terminate(j->task_id, j->terminate_reason);
     }
   }
-  Status s = executor_->Start(spec);  // kRunning arrives through OnTaskEvent
-  std::lock_guard<std::mutex> l(mu_);
-  Job* j = FindJob(spec.job_id);
-  if (!j || j->task_id != spec.task_id) return;
-  j->start_pending = false;
-  if (!s.ok()) {
-    Outcome out;
-    exec::TaskEvent ev{exec::TaskEvent::Kind::kExited, spec.task_id, spec.job_id,
-                       spec.attempt, clock_.NowMillis(), -1, s.message()};
-    ev.start_failed = true;
-    ev.client_error = s.code() == Code::kClient;
-    FailStart(*j, ev, out);
-    Persist(std::move(out), [](Result<json::object>) {});
-  } else if (!j->terminate_reason.empty()) {
-    executor_->Terminate(j->task_id, j->terminate_reason);
-  }
+  if (!out.puts.empty()) Persist(std::move(out), [](Result<json::object>) {});
 }
 
 Status BatchService::RecoverJobs() {
