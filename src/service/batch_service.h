@@ -63,6 +63,10 @@ struct ServiceConfig {
   size_t max_pending_writes = 20000;
   // Waiting jobs a scheduling pass works out at most (the next pass follows at once).
   size_t resolve_slice = 20000;
+  // A pass woken only by attempts' exits runs at least this long after the
+  // previous pass began, so that it fills the capacity of every exit meanwhile
+  // (one pass and one commit for several). Submissions and other wakes do not wait.
+  int64_t capacity_pass_interval_us = 2000;
   int64_t min_time_limit_seconds = 600;
   std::string host_name = "localhost";
   // Several servers share the store (PostgreSQL): sequence numbers carry this

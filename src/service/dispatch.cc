@@ -1069,6 +1069,7 @@ void BatchService::WakeForCapacity() {
 void BatchService::SchedulerLoop() {
   using namespace std::chrono;
   constexpr auto kTick = seconds(1);  // passes run at least this often (timeouts, retention)
+  const auto kCapacityInterval = microseconds(cfg_.capacity_pass_interval_us);
   auto last_pass = steady_clock::now(), last_full = last_pass;
   for (;;) {
     bool full;
@@ -1077,11 +1078,17 @@ void BatchService::SchedulerLoop() {
       for (;;) {
         if (sched_stop_) return;
         auto now = steady_clock::now();
-        if (sched_wake_ || now >= last_pass + kTick ||
+        // Woken by exits alone: not before the capacity interval (their capacity
+        // is filled by one pass); by anything else: at once.
+        const bool capacity_only = sched_wake_ && !sched_full_;
+        const auto capacity_at = last_pass + kCapacityInterval;
+        if ((sched_wake_ && (!capacity_only || now >= capacity_at)) || now >= last_pass + kTick ||
             (sched_deferred_ && now >= last_pass + kBlockedPassInterval)) {
           break;
         }
-        auto until = last_pass + (sched_deferred_ ? kBlockedPassInterval : kTick);
+        auto until = last_pass + kTick;
+        if (sched_deferred_) until = std::min(until, last_pass + kBlockedPassInterval);
+        if (capacity_only) until = std::min(until, capacity_at);
         sched_cv_.wait_until(l, until);
       }
       sched_wake_ = false;

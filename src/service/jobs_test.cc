@@ -789,73 +789,115 @@ bool Eventually(F done) {
   return done();
 }
 
-TEST(SchedulerLoopTest, AnExitIsStoredWithThePassItWakesAndAcknowledgedOnceThatCommitIsDurable) {
+// The scheduler thread over a service whose store's writes can be held back: a
+// 2-vCPU host, a queue and a definition of 1-vCPU jobs.
+class SchedulerLoopTest : public ::testing::Test {
+ protected:
+  void Start(int64_t capacity_pass_interval_us) {
+    auto real = store::OpenSqliteStore(":memory:");
+    ASSERT_TRUE(real.ok());
+    real_ = std::move(*real);
+    store_ = std::make_unique<HeldStore>(*real_);
+    ServiceConfig cfg;
+    cfg.host_capacity = {2, 4096, 0};
+    cfg.scratch_root = scratch_.string();
+    cfg.capacity_pass_interval_us = capacity_pass_interval_us;
+    svc_ = std::make_unique<BatchService>(cfg, *store_, clock_, ids_);
+    ASSERT_TRUE(svc_->Load().ok());
+    svc_->SetExecutor(&exec_);
+    for (const auto& [op, body] : std::vector<std::pair<std::string, std::string>>{
+             {"CreateComputeEnvironment",
+              R"({"computeEnvironmentName":"ce","type":"MANAGED","computeResources":{"type":"EC2","maxvCpus":2,"subnets":["s"]}})"},
+             {"CreateJobQueue",
+              R"({"jobQueueName":"q","priority":1,"computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce"}]})"},
+             {"RegisterJobDefinition",
+              R"({"jobDefinitionName":"jd","type":"container","containerProperties":{"command":["true"],
+                  "resourceRequirements":[{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"16"}]}})"}}) {
+      ASSERT_TRUE(svc_->CallSync(op, J(body)).ok()) << op;
+    }
+    svc_->StartScheduler();
+  }
+  void TearDown() override {
+    if (svc_) svc_->StopScheduler();
+    svc_.reset();
+    std::filesystem::remove_all(scratch_);
+  }
+  void Submit() {
+    ASSERT_TRUE(svc_->CallSync("SubmitJob", J(R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd"})")).ok());
+  }
+  void Exit(const exec::TaskSpec& t) {
+    svc_->OnTaskEvent({exec::TaskEvent::Kind::kExited, t.task_id, t.job_id, t.attempt,
+                       clock_.NowMillis(), 0, ""});
+  }
+
+  std::filesystem::path scratch_ =
+      std::filesystem::temp_directory_path() / ("drover-loop-" + std::to_string(getpid()));
+  FakeClock clock_;
+  FakeIds ids_;
+  CountingExecutor exec_;  // (declared before the service: it outlives it)
+  std::unique_ptr<store::Store> real_;
+  std::unique_ptr<HeldStore> store_;
+  std::unique_ptr<BatchService> svc_;
+};
+
+TEST_F(SchedulerLoopTest, AnExitIsStoredWithThePassItWakesAndAcknowledgedOnceThatCommitIsDurable) {
   // Given the scheduler thread, two running 1-vCPU jobs on 2 vCPUs and two waiting: when
   // one attempt ends, the pass it wakes places a waiting job, and one write carries both
   // the exit (SUCCEEDED) and the start (STARTING); it is held back, and neither is
   // acknowledged nor started. The second exit meanwhile gets no write and no pass of its
   // own until that commit is durable; then the first exit is acknowledged, the third job
   // starts, and the next pass stores the second exit with the last job's start.
-  auto real = store::OpenSqliteStore(":memory:");
-  ASSERT_TRUE(real.ok());
-  HeldStore store(**real);
-  FakeClock clock;
-  FakeIds ids;
-  ServiceConfig cfg;
-  cfg.host_capacity = {2, 4096, 0};
-  auto scratch = std::filesystem::temp_directory_path() / ("drover-loop-" + std::to_string(getpid()));
-  cfg.scratch_root = scratch.string();
-  CountingExecutor exec;  // (declared first: it outlives the service)
-  BatchService svc(cfg, store, clock, ids);
-  ASSERT_TRUE(svc.Load().ok());
-  svc.SetExecutor(&exec);
-  for (const auto& [op, body] : std::vector<std::pair<std::string, std::string>>{
-           {"CreateComputeEnvironment",
-            R"({"computeEnvironmentName":"ce","type":"MANAGED","computeResources":{"type":"EC2","maxvCpus":2,"subnets":["s"]}})"},
-           {"CreateJobQueue",
-            R"({"jobQueueName":"q","priority":1,"computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce"}]})"},
-           {"RegisterJobDefinition",
-            R"({"jobDefinitionName":"jd","type":"container","containerProperties":{"command":["true"],
-                "resourceRequirements":[{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"16"}]}})"}}) {
-    ASSERT_TRUE(svc.CallSync(op, J(body)).ok()) << op;
-  }
-  svc.StartScheduler();
-  for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(svc.CallSync("SubmitJob", J(R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd"})")).ok());
-  }
-  ASSERT_TRUE(Eventually([&] { return exec.Started().size() == 2; }));
-  auto first = exec.Started();
-  store.Hold();
-  auto exit = [&](const exec::TaskSpec& t) {
-    svc.OnTaskEvent({exec::TaskEvent::Kind::kExited, t.task_id, t.job_id, t.attempt,
-                     clock.NowMillis(), 0, ""});
-  };
-  exit(first[0]);  // the pass it wakes: one write with its SUCCEEDED and a STARTING
-  ASSERT_TRUE(Eventually([&] { return store.Held() == 1; }));
+  Start(/*capacity_pass_interval_us=*/0);
+  for (int i = 0; i < 4; ++i) Submit();
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 2; }));
+  auto first = exec_.Started();
+  store_->Hold();
+  Exit(first[0]);  // the pass it wakes: one write with its SUCCEEDED and a STARTING
+  ASSERT_TRUE(Eventually([&] { return store_->Held() == 1; }));
   std::vector<std::string> keys;
-  for (const auto& r : store.HeldRecords(0)) keys.push_back(r.key);
+  for (const auto& r : store_->HeldRecords(0)) keys.push_back(r.key);
   EXPECT_EQ(keys.size(), 2u) << ::testing::PrintToString(keys);
   EXPECT_NE(std::find_if(keys.begin(), keys.end(),
                          [&](const std::string& k) { return k.ends_with(first[0].job_id); }),
             keys.end())
       << "the exit is not in the pass's write";
-  exit(first[1]);  // nothing of its own; no pass until the STARTING commit is durable
+  Exit(first[1]);  // nothing of its own; no pass until the STARTING commit is durable
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(store.Held(), 1u) << "a write or a pass while the previous pass's commit was in flight";
-  EXPECT_EQ(exec.Started().size(), 2u);
-  EXPECT_TRUE(exec.Acked().empty()) << "an exit acknowledged before it was durable";
-  store.Release();
-  EXPECT_TRUE(Eventually([&] { return exec.Started().size() == 4; }))
-      << exec.Started().size() << " started";
-  EXPECT_TRUE(Eventually([&] { return exec.Acked().size() == 2; }));
-  EXPECT_EQ(exec.Acked(), (std::vector<std::string>{first[0].task_id, first[1].task_id}));
+  EXPECT_EQ(store_->Held(), 1u) << "a write or a pass while the previous pass's commit was in flight";
+  EXPECT_EQ(exec_.Started().size(), 2u);
+  EXPECT_TRUE(exec_.Acked().empty()) << "an exit acknowledged before it was durable";
+  store_->Release();
+  EXPECT_TRUE(Eventually([&] { return exec_.Started().size() == 4; }))
+      << exec_.Started().size() << " started";
+  EXPECT_TRUE(Eventually([&] { return exec_.Acked().size() == 2; }));
+  EXPECT_EQ(exec_.Acked(), (std::vector<std::string>{first[0].task_id, first[1].task_id}));
   for (int i = 0; i < 2; ++i) {
-    auto d = svc.CallSync("DescribeJobs", J(R"({"jobs":[")" + first[i].job_id + R"("]})"));
+    auto d = svc_->CallSync("DescribeJobs", J(R"({"jobs":[")" + first[i].job_id + R"("]})"));
     ASSERT_TRUE(d.ok());
     EXPECT_EQ(d->at("jobs").as_array()[0].at("status").as_string(), "SUCCEEDED");
   }
-  svc.StopScheduler();
-  std::filesystem::remove_all(scratch);
+}
+
+TEST_F(SchedulerLoopTest, APassWokenByExitsWaitsForTheCapacityIntervalOneWokenByASubmissionDoesNot) {
+  // Given a capacity interval of 400 ms, two running jobs and three waiting: the first
+  // exit (long after the last pass) starts a waiting job at once; a second exit right
+  // after gets no pass for the interval; a submission meanwhile wakes a pass at once,
+  // which fills the second exit's capacity too.
+  Start(/*capacity_pass_interval_us=*/400000);
+  for (int i = 0; i < 5; ++i) Submit();
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 2; }));
+  auto first = exec_.Started();
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  Exit(first[0]);
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 3; }));
+  auto t0 = std::chrono::steady_clock::now();
+  Exit(first[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(exec_.Started().size(), 3u) << "a pass woken by an exit within the capacity interval";
+  Submit();
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 4; }));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(350))
+      << "the submission's pass waited for the capacity interval";
 }
 
 }  // namespace
