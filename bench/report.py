@@ -140,12 +140,16 @@ def main():
         dk, sk, "Slurm")
     row("2. Floor: posix_spawn(/bin/true) + waitpid, one worker per CPU", "spawn_floor_posix_spawn")
     row("2. Floor: fork + exec + waitpid", "spawn_floor_fork_exec")
-    row("2. Floor: fork + exec + waitpid in a fresh cgroup per process (as Drover)", "spawn_floor_cgroup")
+    row("2. Floor: fork + exec + waitpid in a fresh cgroup per process", "spawn_floor_cgroup")
+    row("2. Floor: vfork, join a cgroup made once per worker, exec, waitpid (as Drover's supervisor)",
+        "spawn_floor_cgroup_pooled")
     d, f = get(dk), get("spawn_floor_posix_spawn")
     derived("2. Dispatch ÷ posix_spawn floor", 100 * d[0] / f[0] if d and f else None, "%",
             ("≥", 60, "%"))
     fc = get("spawn_floor_cgroup")
     derived("2. Dispatch ÷ cgroup floor", 100 * d[0] / fc[0] if d and fc else None, "%")
+    fp = get("spawn_floor_cgroup_pooled")
+    derived("2. Dispatch ÷ pooled-cgroup floor", 100 * d[0] / fp[0] if d and fp else None, "%")
     row("3. Idle host: SubmitJob → RUNNING p50 (server's createdAt → startedAt)",
         "latency_running_p50", target=("≤", 5, "ms"))
     row("3. Idle host: SubmitJob → RUNNING p99", "latency_running_p99", target=("≤", 20, "ms"))

@@ -1,12 +1,15 @@
 // bench_spawn_floor: how fast this host can start and reap trivial processes,
-// the floor under any job dispatcher (issue #7). Three lines:
+// the floor under any job dispatcher (issue #7). Four lines:
 //   posix_spawn   posix_spawn(/bin/true) + waitpid
 //   fork+exec     fork, execv(/bin/true) + waitpid
-//   +cgroup       as Drover's executor: a fresh cgroup per process (Drover's own
-//                 exec::Cgroups: every v1 hierarchy + unified on hybrid hosts, one
-//                 directory on pure v2, limits as for a 0.125-vCPU, 16 MiB job),
-//                 the child joins it before exec, the parent reads its usage and
-//                 removes it after waitpid.
+//   +cgroup       a fresh cgroup per process (Drover's own exec::Cgroups: every
+//                 v1 hierarchy + unified on hybrid hosts, one directory on pure
+//                 v2, limits as for a 0.125-vCPU, 16 MiB job), the child joins it
+//                 before exec, the parent reads its usage and removes it after
+//                 waitpid.
+//   +pooled       as Drover's supervisor: vfork, the child joins a cgroup made
+//                 once per worker (as above) and reused process after process,
+//                 then execs; the parent reads its usage after waitpid.
 // Each runs --parallel worker processes (default: the number of CPUs), each
 // starting processes one after another, --n processes in all (default 5000),
 // --repeats times (default 3); prints "key: median /s [min..max, n=R]".
@@ -63,6 +66,24 @@ bool ForkOne(const std::vector<std::string>* procs) {
   return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+// vfork, write the pid into each open cgroup.procs, exec /bin/true, waitpid.
+bool VforkJoin(const std::vector<int>& procs) {
+  pid_t pid = vfork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    char buf[24];
+    int len = std::snprintf(buf, sizeof buf, "%d", static_cast<int>(getpid()));
+    for (int fd : procs) {
+      if (write(fd, buf, len) != len) _exit(120);
+    }
+    char* argv[] = {kTrue, nullptr};
+    execve(kTrue, argv, environ);
+    _exit(127);
+  }
+  int st;
+  return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 // Runs `one(worker, i)` n times over p worker processes; returns processes/s
 // (or -1 if any failed).
 double Run(int n, int p, const std::function<bool(int, int)>& one) {
@@ -108,7 +129,7 @@ int main(int argc, char** argv) {
   }
   auto cg = drover::exec::Cgroups::Detect("/sys/fs/cgroup", "drover-bench-floor");
   std::string with = std::to_string(p) + " workers, " + std::to_string(n) + " processes per run";
-  std::vector<double> a, b, c;
+  std::vector<double> a, b, c, d;
   for (int r = 0; r < repeats; ++r) {
     a.push_back(Run(n, p, [](int, int) { return SpawnOne(); }));
     b.push_back(Run(n, p, [](int, int) { return ForkOne(nullptr); }));
@@ -127,11 +148,44 @@ int main(int argc, char** argv) {
         for (int k = 0; k < 100 && !drover::exec::Cgroups::Remove(*g); ++k) usleep(100);
         return ok;
       }));
+      // A group per worker, made here and reused by all its processes (the
+      // workers inherit the open cgroup.procs files), removed after the run.
+      std::vector<drover::exec::CgroupGroup> groups;
+      std::vector<std::vector<int>> fds(p);
+      bool made = true;
+      for (int w = 0; w < p && made; ++w) {
+        drover::exec::CgroupLimits lim;
+        lim.memory_bytes = 16 << 20;
+        lim.vcpus = 0.125;
+        auto g = cg->Create("pool-" + std::to_string(getpid()) + "-" + std::to_string(w), lim);
+        made = g.ok();
+        if (!made) break;
+        groups.push_back(*g);
+        for (const auto& f : cg->ProcsFiles(*g)) {
+          fds[w].push_back(open(f.c_str(), O_WRONLY | O_CLOEXEC));
+          made = made && fds[w].back() >= 0;
+        }
+      }
+      d.push_back(made ? Run(n, p, [&](int w, int) {
+        bool ok = VforkJoin(fds[w]);
+        (void)drover::exec::Cgroups::Usage(groups[w]);
+        return ok;
+      }) : -1);
+      for (auto& f : fds) {
+        for (int fd : f) close(fd);
+      }
+      for (const auto& g : groups) {
+        for (int k = 0; k < 100 && !drover::exec::Cgroups::Remove(g); ++k) usleep(100);
+      }
     }
   }
   Line("spawn_floor_posix_spawn", a, with);
   Line("spawn_floor_fork_exec", b, with);
-  if (!c.empty()) Line("spawn_floor_cgroup", c, with + "; " + cg->Describe());
-  else std::printf("spawn_floor_cgroup: not measured (%s)\n", cg->Describe().c_str());
+  if (!c.empty()) {
+    Line("spawn_floor_cgroup", c, with + "; " + cg->Describe());
+    Line("spawn_floor_cgroup_pooled", d, with + "; a group per worker, joined by each process");
+  } else {
+    std::printf("spawn_floor_cgroup: not measured (%s)\n", cg->Describe().c_str());
+  }
   return 0;
 }
