@@ -3,9 +3,10 @@
 //
 //   kV2      pure cgroup v2 (production hosts): memory.max, cpu.weight/cpu.max,
 //            pids.max, memory.peak, memory.events oom_kill, cgroup.kill.
-//   kHybrid  v1 controllers (memory, cpu, cpuacct, pids) for limits and
-//            accounting, plus the v2 "unified" hierarchy for tracking and
-//            cgroup.kill when it is there (this project's machines).
+//   kHybrid  v1 controllers (memory, cpu, pids) for limits and accounting,
+//            plus the v2 "unified" hierarchy when it is there (this project's
+//            machines): cgroup.kill, and CPU time from its cpu.stat (without
+//            it, v1 cpuacct and the freezer serve instead).
 //   kNone    nothing writable: attempts run with setsid + rlimits only, and
 //            limits are best effort.
 //
@@ -46,6 +47,9 @@ struct CgroupGroup {
   std::string kill_dir;           // where cgroup.kill lives ("" when there is none)
   std::string memory_dir, cpuacct_dir, freezer_dir;
   bool v2 = false;
+  // CPU time from cpuacct_dir's cgroup v2 cpu.stat (pure v2, and hybrid hosts'
+  // unified hierarchy), else from v1 cpuacct.usage.
+  bool cpu_stat_v2 = false;
 };
 
 // The counter files of a group read at the end of attempt after attempt (the
@@ -66,6 +70,7 @@ class CgroupCounters {
 
  private:
   bool v2_ = false;
+  bool cpu_stat_v2_ = false;
   bool empty_ = true;  // no cgroup at all
   int peak_ = -1, cpu_ = -1, oom_ = -1, procs_ = -1;
 };

@@ -108,18 +108,44 @@ TEST_F(FakeCgroupfsTest, HybridUsesV1ControllersAndTheUnifiedKill) {
   EXPECT_EQ(Read(root_ / "memory/drover/t2/memory.limit_in_bytes"), "67108864");
   EXPECT_EQ(Read(root_ / "cpu/drover/t2/cpu.shares"), "2048");
   EXPECT_FALSE(fs::exists(root_ / "cpu/drover/t2/cpu.cfs_quota_us"));  // no hard quota
-  // memory, cpu, cpuacct, pids + unified (whose cgroup.kill makes the freezer unneeded)
-  EXPECT_EQ(cg->ProcsFiles(*g).size(), 5u);
+  // memory, cpu, pids + unified (whose cgroup.kill and cpu.stat make the freezer and
+  // cpuacct unneeded)
+  EXPECT_EQ(cg->ProcsFiles(*g),
+            (std::vector<std::string>{(root_ / "memory/drover/t2/cgroup.procs").string(),
+                                      (root_ / "cpu/drover/t2/cgroup.procs").string(),
+                                      (root_ / "pids/drover/t2/cgroup.procs").string(),
+                                      (root_ / "unified/drover/t2/cgroup.procs").string()}));
   EXPECT_FALSE(fs::exists(root_ / "freezer/drover/t2"));
+  EXPECT_FALSE(fs::exists(root_ / "cpuacct/drover/t2"));
   Write(root_ / "memory/drover/t2/memory.max_usage_in_bytes", "777\n");
-  Write(root_ / "cpuacct/drover/t2/cpuacct.usage", "999\n");
+  Write(root_ / "unified/drover/t2/cpu.stat", "usage_usec 12\nuser_usec 10\nsystem_usec 2\n");
   Write(root_ / "memory/drover/t2/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
   CgroupUsage u = cg->Usage(*g);
   EXPECT_EQ(u.peak_memory_bytes, 777);
-  EXPECT_EQ(u.cpu_time_ns, 999);
+  EXPECT_EQ(u.cpu_time_ns, 12000);
   EXPECT_FALSE(u.oom_killed);
+  CgroupCounters counters(*g);
+  EXPECT_EQ(counters.Read().cpu_time_ns, 12000);
   cg->Kill(*g);
   EXPECT_EQ(Read(root_ / "unified/drover/t2/cgroup.kill"), "1");
+}
+
+TEST_F(FakeCgroupfsTest, HybridWithoutTheUnifiedHierarchyCountsCpuInCpuacctAndKillsWithTheFreezer) {
+  for (const char* c : {"memory", "cpu", "cpuacct", "pids", "freezer"}) {
+    fs::create_directories(root_ / c);
+    Write(root_ / c / "cgroup.procs", "");
+  }
+  auto cg = Cgroups::Detect(root_.string(), "drover");
+  ASSERT_EQ(cg->mode(), Cgroups::Mode::kHybrid) << cg->Describe();
+  auto g = cg->Create("t4", CgroupLimits{64 << 20, 1, false, 0});
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(cg->ProcsFiles(*g).size(), 5u);  // memory, cpu, cpuacct, pids, freezer
+  Write(root_ / "cpuacct/drover/t4/cpuacct.usage", "999\n");
+  EXPECT_EQ(cg->Usage(*g).cpu_time_ns, 999);
+  CgroupCounters counters(*g);
+  EXPECT_EQ(counters.Read().cpu_time_ns, 999);
+  cg->Kill(*g);
+  EXPECT_EQ(Read(root_ / "freezer/drover/t4/freezer.state"), "THAWED");
 }
 
 TEST_F(FakeCgroupfsTest, NothingUsableMeansNoCgroupsAndSaysSo) {
