@@ -367,6 +367,46 @@ TEST_F(LocalExecutorTest, StartAllStartsEachAttemptInOrderAndRefusesOnlyTheOnesT
   }
 }
 
+TEST_F(LocalExecutorTest, AScratchDirectoryIsEmptiedAndPooledForTheNextAttempt) {
+  // Given an attempt that leaves files in its scratch directory, the directory is emptied
+  // and put in <parent>/.pool once it ends; the next attempt gets it, empty, under its own
+  // name. With the pool directory removed meanwhile, an attempt's directory still goes
+  // back to a pool made anew.
+  fs::path scratch = root_ / "scratch", pool = scratch / ".pool";
+  auto spec = [&](const std::string& id, const std::string& script) {
+    TaskSpec s = Spec(id, {"sh", "-c", script});
+    s.scratch_workdir = true;
+    s.workdir = (scratch / ("job-" + id)).string();
+    return s;
+  };
+  auto pooled = [&](const std::string& id) {  // its directory went back to the pool
+    for (int i = 0; i < 1000; ++i) {
+      std::error_code ec;
+      if (!fs::exists(scratch / ("job-" + id)) && fs::exists(pool) && !fs::is_empty(pool, ec)) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  fs::create_directories(scratch);
+  ASSERT_TRUE(exec_->Start(spec("sc1", "echo secret > f; mkdir d; echo x > d/g")).ok());
+  EXPECT_EQ(WaitExit("sc1").exit_code, 0);
+  ASSERT_TRUE(pooled("sc1"));
+  ASSERT_TRUE(exec_->Start(spec("sc2", "ls -A; pwd")).ok());
+  EXPECT_EQ(WaitExit("sc2").exit_code, 0);
+  EXPECT_EQ(Lines("sc2"), (std::vector<std::string>{(scratch / "job-sc2").string()}));
+  ASSERT_TRUE(pooled("sc2"));
+  fs::remove_all(pool);
+  ASSERT_TRUE(exec_->Start(spec("sc3", "ls -A; pwd")).ok());
+  EXPECT_EQ(WaitExit("sc3").exit_code, 0);
+  EXPECT_EQ(Lines("sc3"), (std::vector<std::string>{(scratch / "job-sc3").string()}));
+  ASSERT_TRUE(pooled("sc3"));
+  ASSERT_TRUE(exec_->Start(spec("sc4", "touch left; ls -A")).ok());
+  EXPECT_EQ(WaitExit("sc4").exit_code, 0);
+  EXPECT_EQ(Lines("sc4"), (std::vector<std::string>{"left"}));
+}
+
 TEST_F(LocalExecutorTest, ServersOnOneRunDirShareOneSupervisorAndHearTheirOwnExits) {
   auto other = NewExecutor();
   ASSERT_GT(SupervisorPid(*exec_), 0);

@@ -249,6 +249,8 @@ class Supervisor {
   std::mutex rm_mu_;
   std::condition_variable rm_cv_;
   std::deque<std::pair<std::string, bool>> rm_queue_;  // (scratch dir, reuse it)
+  bool rm_wake_ = false;  // (the loop's) rm_queue_ grew this turn
+  std::set<std::string> pools_made_;  // (the remover's) <parent>/.pool directories made
   bool rm_stop_ = false;
   std::map<std::string, std::vector<std::string>> scratch_pool_;  // guarded by rm_mu_
   uint64_t next_scratch_ = 1;                                     // guarded by rm_mu_
@@ -328,6 +330,10 @@ int Supervisor::Run() {
       Recycle(std::move(g));
     }
     FlushUnsent();
+    if (rm_wake_) {
+      rm_wake_ = false;
+      rm_cv_.notify_one();
+    }
     if (Idle() && !was_idle) idle_since_ = now;
   }
   ::unlink((opts_.run_dir + "/" + kSocket).c_str());
@@ -446,8 +452,13 @@ void Supervisor::ReleaseScratch(const std::string& dir, bool reuse) {
     }
   }
   if (!name.empty()) {
-    ::mkdir(pool.c_str(), 0700);
-    if (::rename(dir.c_str(), name.c_str()) == 0) {
+    if (pools_made_.insert(pool).second) ::mkdir(pool.c_str(), 0700);
+    int rc = ::rename(dir.c_str(), name.c_str());
+    if (rc != 0 && errno == ENOENT && ::access(dir.c_str(), F_OK) == 0) {
+      ::mkdir(pool.c_str(), 0700);  // the pool was removed meanwhile
+      rc = ::rename(dir.c_str(), name.c_str());
+    }
+    if (rc == 0) {
       std::lock_guard<std::mutex> l(rm_mu_);
       scratch_pool_[fs::path(dir).parent_path().string()].push_back(name);
       return;
@@ -946,11 +957,9 @@ void Supervisor::Finish(uint64_t serial) {
     }
   }
   if (t->spec.scratch_workdir && !t->spec.workdir.empty()) {
-    {
-      std::lock_guard<std::mutex> l(rm_mu_);
-      rm_queue_.emplace_back(t->spec.workdir, emptied);
-    }
-    rm_cv_.notify_one();
+    std::lock_guard<std::mutex> l(rm_mu_);
+    rm_queue_.emplace_back(t->spec.workdir, emptied);
+    rm_wake_ = true;  // the remover is woken once per turn of the loop (below)
   }
   int st = t->status;
   json::object record{{"op", "exited"},
