@@ -38,6 +38,8 @@ double NowS() {
 }
 
 char kTrue[] = "/bin/true";
+// The limits of the benchmark's dispatch jobs: 16 MiB, 0.125 vCPU.
+const drover::exec::CgroupLimits kJobLimits{16 << 20, 0.125, false, 0};
 
 bool SpawnOne() {
   char* argv[] = {kTrue, nullptr};
@@ -135,12 +137,9 @@ int main(int argc, char** argv) {
     b.push_back(Run(n, p, [](int, int) { return ForkOne(nullptr); }));
     if (cg->mode() != drover::exec::Cgroups::Mode::kNone) {
       c.push_back(Run(n, p, [&](int w, int i) {
-        drover::exec::CgroupLimits lim;
-        lim.memory_bytes = 16 << 20;
-        lim.vcpus = 0.125;
         std::string name = "f" + std::to_string(getpid()) + "-" + std::to_string(w) + "-" +
                            std::to_string(i);
-        auto g = cg->Create(name, lim);
+        auto g = cg->Create(name, kJobLimits);
         if (!g.ok()) return false;
         auto procs = cg->ProcsFiles(*g);
         bool ok = ForkOne(&procs);
@@ -154,10 +153,8 @@ int main(int argc, char** argv) {
       std::vector<std::vector<int>> fds(p);
       bool made = true;
       for (int w = 0; w < p && made; ++w) {
-        drover::exec::CgroupLimits lim;
-        lim.memory_bytes = 16 << 20;
-        lim.vcpus = 0.125;
-        auto g = cg->Create("pool-" + std::to_string(getpid()) + "-" + std::to_string(w), lim);
+        auto g = cg->Create("pool-" + std::to_string(getpid()) + "-" + std::to_string(w),
+                            kJobLimits);
         made = g.ok();
         if (!made) break;
         groups.push_back(*g);
