@@ -25,6 +25,7 @@
 #include "api/router.h"
 #include "auth/sigv4.h"
 #include "common/log.h"
+#include "common/thread.h"
 
 namespace drover::api {
 
@@ -222,7 +223,12 @@ Result<int> ApiServer::Listen(const std::string& host, int port) {
 
 void ApiServer::Run(int threads) {
   std::vector<std::thread> extra;
-  for (int i = 1; i < threads; ++i) extra.emplace_back([this] { impl_->io.run(); });
+  for (int i = 1; i < threads; ++i) {
+    extra.emplace_back([this] {
+      SetThreadName("drover-http");
+      impl_->io.run();
+    });
+  }
   impl_->io.run();
   for (auto& t : extra) t.join();
 }

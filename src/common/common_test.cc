@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/status.h"
+#include "common/thread.h"
 
 namespace drover {
 namespace {
@@ -73,6 +74,18 @@ TEST(JsonTest, MalformedJsonIsAClientError) {
 
 namespace drover {
 namespace {
+
+TEST(ThreadTest, NamesOnlyTheCallingThreadAndCutsAt15Characters) {
+  std::string before = ThreadName();
+  std::string inside;
+  std::thread t([&] {
+    SetThreadName("drover-a-long-thread-name");
+    inside = ThreadName();
+  });
+  t.join();
+  EXPECT_EQ(inside, "drover-a-long-t");
+  EXPECT_EQ(ThreadName(), before);
+}
 
 TEST(Base64Test, RoundTripsAndRejectsGarbage) {
   for (std::string s : {"", "a", "ab", "abc", "abcd", "seq:12345"}) {

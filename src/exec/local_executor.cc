@@ -25,6 +25,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "exec/executor.h"
 #include "exec/supervisor.h"
 
@@ -295,6 +296,7 @@ void LocalExecutor::Shutdown() {
 }
 
 void LocalExecutor::Reader() {
+  SetThreadName("drover-exec");
   for (;;) {
     int fd;
     {

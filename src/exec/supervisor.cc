@@ -32,6 +32,7 @@
 #include <unordered_map>
 
 #include "common/clock.h"
+#include "common/thread.h"
 #include "exec/cgroup.h"
 #include "logs/logs.h"
 
@@ -384,6 +385,7 @@ void Supervisor::SaveExits() {
 }
 
 void Supervisor::Remover() {
+  SetThreadName("sup-remover");
   for (;;) {
     std::pair<std::string, bool> item;
     {
@@ -649,6 +651,7 @@ void Supervisor::Start(uint64_t conn, const json::object& msg) {
 }
 
 void Supervisor::Spawner() {
+  SetThreadName("sup-spawner");
   for (;;) {
     Spawned s;
     {

@@ -19,6 +19,7 @@
 #include "exec/executor.h"
 #include "logs/logs.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "service/batch_service.h"
 #include "store/store.h"
 
@@ -330,6 +331,7 @@ int RunServer(const ServerOptions& opts) {
   if (shared) {
     if (!leading) LOG_INFO("store shared with other servers: following until this one holds the lease");
     cluster = std::thread([&, leading]() mutable {
+      SetThreadName("drover-cluster");
       constexpr auto kPoll = std::chrono::milliseconds(100);
       auto next_try = std::chrono::steady_clock::now();
       for (;;) {
@@ -363,6 +365,7 @@ int RunServer(const ServerOptions& opts) {
   }
 
   std::thread signals([&] {
+    SetThreadName("drover-signals");
     int sig = 0;
     sigwait(&sigs, &sig);
     LOG_INFO("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -12,6 +12,7 @@
 
 #include "common/base64.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "model/model.h"
 #include "service/job.h"
 
@@ -186,7 +187,12 @@ Status BatchService::Load() {
   };
   size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
   std::vector<std::thread> workers;
-  for (size_t t = 0; t < threads; ++t) workers.emplace_back(work);
+  for (size_t t = 0; t < threads; ++t) {
+    workers.emplace_back([&work] {
+      SetThreadName("drover-load");
+      work();
+    });
+  }
   size_t records_count = 0;
   Status read = store_.Scan(4096, [&](std::vector<store::Record>&& chunk) {
     records_count += chunk.size();

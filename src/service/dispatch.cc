@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "common/thread.h"
 #include "images/images.h"
 #include "logs/logs.h"
 #include "service/batch_service.h"
@@ -1067,6 +1068,7 @@ void BatchService::WakeForCapacity() {
 }
 
 void BatchService::SchedulerLoop() {
+  SetThreadName("drover-sched");
   using namespace std::chrono;
   constexpr auto kTick = seconds(1);  // passes run at least this often (timeouts, retention)
   const auto kCapacityInterval = microseconds(cfg_.capacity_pass_interval_us);

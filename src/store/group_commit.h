@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/thread.h"
 #include "store/store.h"
 
 namespace drover::store {
@@ -63,6 +64,7 @@ class GroupCommitWriter {
 
  private:
   void Loop() {
+    SetThreadName("drover-writer");
     std::unique_lock<std::mutex> l(mu_);
     for (;;) {
       cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
