@@ -90,7 +90,7 @@ std::string Snapshot(service::BatchService& svc, const World& w) {
     out += std::string(op) + " " + (r.ok() ? ToJson(r.value()) : r.status().ToString()) + "\n";
     return r;
   };
-  for (const auto& [op, body] : kReads) read(op, *ParseJson(body));
+  for (const auto& [op, body] : kReads) (void)read(op, *ParseJson(body));
   // The details of everything listed, and its tags.
   json::array arns;
   if (auto r = read("ListSchedulingPolicies", *ParseJson("{}")); r.ok()) {
@@ -98,7 +98,7 @@ std::string Snapshot(service::BatchService& svc, const World& w) {
       for (const auto& p : *a) arns.push_back(p.as_object().at("arn"));
     }
   }
-  read("DescribeSchedulingPolicies", json::object{{"arns", arns}});
+  (void)read("DescribeSchedulingPolicies", json::object{{"arns", arns}});
   json::array jobs{json::value(w.job_id)};
   if (auto r = read("ListJobs", *ParseJson(R"({"jobQueue":"q","filters":[{"name":"JOB_NAME","values":["*"]}]})"));
       r.ok()) {
@@ -106,9 +106,9 @@ std::string Snapshot(service::BatchService& svc, const World& w) {
       for (const auto& j : *a) jobs.push_back(j.as_object().at("jobId"));
     }
   }
-  read("DescribeJobs", json::object{{"jobs", jobs}});
-  read("DescribeConsumableResource", json::object{{"consumableResource", "cr"}});
-  read("ListTagsForResource", json::object{{"resourceArn", w.queue_arn}});
+  (void)read("DescribeJobs", json::object{{"jobs", jobs}});
+  (void)read("DescribeConsumableResource", json::object{{"consumableResource", "cr"}});
+  (void)read("ListTagsForResource", json::object{{"resourceArn", w.queue_arn}});
   out += "access keys " + std::to_string(svc.AccessKeyCount()) + "\n";
   return out;
 }

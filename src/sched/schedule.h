@@ -63,11 +63,11 @@ struct JobView {
   bool front = false;  // a retried job goes to the front of its queue (AWS's rule)
   // Fair share: the job's share identifier, that share's weightFactor (lower
   // gets more), and its schedulingPriority (higher first, within its share).
-  std::string share;
+  std::string share = {};
   double weight = 1;
   int64_t priority = 0;
   // Consumable resources the job holds while it runs: name -> quantity.
-  std::vector<std::pair<std::string, int64_t>> consumables;
+  std::vector<std::pair<std::string, int64_t>> consumables = {};
   uint64_t handle = 0;  // the caller's own reference to the job, handed back in the plan
 };
 

@@ -183,7 +183,9 @@ TEST_F(ClusterTest, AFollowerSeesAnArraysUnstoredChildrenAsTheLeaderDoes) {
   EXPECT_EQ(Status(follower(), started), "STARTING");
   for (int i = 0; i < 3; ++i) {
     std::string c = p + ":" + std::to_string(i);
-    if (c != started) EXPECT_EQ(Status(follower(), c), "RUNNABLE") << c;
+    if (c != started) {
+      EXPECT_EQ(Status(follower(), c), "RUNNABLE") << c;
+    }
     EXPECT_EQ(Status(leader(), c), Status(follower(), c)) << c;
   }
   auto l = Ok(follower(), "ListJobs", R"({"arrayJobId":")" + p + R"(","jobStatus":"RUNNABLE"})");

@@ -298,7 +298,8 @@ sched::Snapshot BatchService::BuildSnapshot(size_t window) {
     size_t n = 0;
     for (Job* j : jobs) {
       if (n++ == window) break;
-      sched::JobView v{j->id, j->queue, j->need, j->seq, j->retried};
+      sched::JobView v{.id = j->id, .queue = j->queue, .need = j->need, .seq = j->seq,
+                       .front = j->retried};
       v.handle = snapshot_jobs_.size();
       snapshot_jobs_.push_back(j);
       if (auto p = policies.find(j->queue); p != policies.end()) {

@@ -21,11 +21,13 @@ class ServiceTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << op << ": " << r.status().ToString();
     return r.ok() ? r.value() : json::object();
   }
-  Status Err(std::string_view op, std::string_view body) {
+  // The call is refused; returns why.
+  Status Refused(std::string_view op, std::string_view body) {
     auto r = svc_->CallSync(op, J(body));
     EXPECT_FALSE(r.ok()) << op << " unexpectedly succeeded";
     return r.status();
   }
+  void Err(std::string_view op, std::string_view body) { (void)Refused(op, body); }
   void MakeCe(std::string name) {
     Ok("CreateComputeEnvironment",
        R"({"computeEnvironmentName":")" + name +
@@ -52,10 +54,10 @@ TEST_F(ServiceTest, CreatedComputeEnvironmentIsValidWithDefaults) {
 
 TEST_F(ServiceTest, DuplicateNamesAndBadNamesAreRefused) {
   MakeCe("ce1");
-  Status s = Err("CreateComputeEnvironment",
+  Status s = Refused("CreateComputeEnvironment",
                  R"({"computeEnvironmentName":"ce1","type":"UNMANAGED"})");
   EXPECT_NE(s.message().find("already exists"), std::string::npos);
-  s = Err("CreateComputeEnvironment", R"({"computeEnvironmentName":"bad name","type":"UNMANAGED"})");
+  s = Refused("CreateComputeEnvironment", R"({"computeEnvironmentName":"bad name","type":"UNMANAGED"})");
   EXPECT_NE(s.message().find("invalid"), std::string::npos);
 }
 
@@ -75,7 +77,7 @@ TEST_F(ServiceTest, QueueKeepsItsComputeEnvironmentUntilDeleted) {
   Ok("CreateJobQueue",
      R"({"jobQueueName":"q1","priority":10,"computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce1"}]})");
   Ok("UpdateComputeEnvironment", R"({"computeEnvironment":"ce1","state":"DISABLED"})");
-  Status s = Err("DeleteComputeEnvironment", R"({"computeEnvironment":"ce1"})");
+  Status s = Refused("DeleteComputeEnvironment", R"({"computeEnvironment":"ce1"})");
   EXPECT_NE(s.message().find("JobQueue relationship"), std::string::npos);
   Err("DeleteJobQueue", R"({"jobQueue":"q1"})");  // still ENABLED
   Ok("UpdateJobQueue", R"({"jobQueue":"q1","state":"DISABLED"})");
@@ -131,7 +133,7 @@ TEST_F(ServiceTest, StateSurvivesReload) {
 }
 
 TEST_F(ServiceTest, UnsupportedOperationsSayWhy) {
-  Status s = Err("CreateServiceEnvironment", R"({})");
+  Status s = Refused("CreateServiceEnvironment", R"({})");
   EXPECT_NE(s.message().find("SageMaker"), std::string::npos);
 }
 
@@ -183,7 +185,7 @@ TEST_F(ServiceTest, SubmitJobRequestsOverThirtyKibAreRefused) {
   Ok("CreateJobQueue", R"({"jobQueueName":"q","priority":1,"computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce1"}]})");
   Ok("RegisterJobDefinition", R"({"jobDefinitionName":"jd","type":"container","containerProperties":{"command":["true"]}})");
   std::string big(31 * 1024, 'x');
-  Status s = Err("SubmitJob", R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","parameters":{"p":")" + big + R"("}})");
+  Status s = Refused("SubmitJob", R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd","parameters":{"p":")" + big + R"("}})");
   EXPECT_NE(s.message().find("30 KiB"), std::string::npos);
   auto l = Ok("ListJobs", R"({"jobQueue":"q","jobStatus":"SUBMITTED"})");
   EXPECT_TRUE(l["jobSummaryList"].as_array().empty());
