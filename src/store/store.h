@@ -94,9 +94,21 @@ class Store {
   virtual Result<bool> TryLead() { return true; }
 };
 
+struct SqliteOptions {
+  // WAL frames (pages) written since the last checkpoint that wake the store's
+  // checkpoint thread, which copies them into the database file on a connection
+  // of its own while commits go on. Past 8 times this, a commit checkpoints
+  // itself (a bound on the WAL's size should that thread fall behind).
+  int checkpoint_frames = 8192;
+  // Called on the checkpoint thread after each of its checkpoints, with the
+  // frames it copied (for tests).
+  std::function<void(int copied)> on_checkpoint;
+};
+
 // Opens (creating and migrating as needed) an SQLite store at `path` in WAL
 // mode with synchronous=FULL. ":memory:" gives a private in-memory store.
-Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                               const SqliteOptions& opts = {});
 
 // Opens (creating and migrating the schema as needed) a PostgreSQL store.
 // `conninfo` is a libpq connection string or URL (postgres://user@host:port/db).
