@@ -66,7 +66,9 @@ struct ServiceConfig {
   // A pass woken only by attempts' exits runs at least this long after the
   // previous pass began, so that it fills the capacity of every exit meanwhile
   // (one pass and one commit for several). Submissions and other wakes do not wait.
-  int64_t capacity_pass_interval_us = 2000;
+  // (4 ms: about 6.7 jobs placed per pass in dispatch, 4.2 at 2 ms; a queued job
+  // waits at most this much longer for capacity an exit freed.)
+  int64_t capacity_pass_interval_us = 4000;
   int64_t min_time_limit_seconds = 600;
   std::string host_name = "localhost";
   // Several servers share the store (PostgreSQL): sequence numbers carry this
