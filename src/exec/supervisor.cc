@@ -98,6 +98,11 @@ bool MakeAddress(const std::string& run_dir, Address& a) {
 }
 
 // Resolves argv[0] against the PATH of the job's environment (not the supervisor's).
+// What was found is remembered for a second (per spawner thread, by PATH and
+// name): the walk costs an access() per directory until the command is found,
+// four for `true` under Debian's default PATH, and the same few commands start
+// attempt after attempt. (A command installed earlier in the PATH meanwhile is
+// found a second later; one removed fails at exec, as it could anyway.)
 std::optional<std::string> Resolve(const std::string& cmd, const std::vector<std::string>& env) {
   if (cmd.empty()) return std::nullopt;
   if (cmd.find('/') != std::string::npos) return cmd;
@@ -105,6 +110,17 @@ std::optional<std::string> Resolve(const std::string& cmd, const std::vector<std
   for (const auto& e : env) {
     if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
   }
+  struct Found {
+    std::string full;
+    std::chrono::steady_clock::time_point until;
+  };
+  thread_local std::unordered_map<std::string, Found> found;
+  const auto now = std::chrono::steady_clock::now();
+  std::string key = path + '\0' + cmd;
+  if (auto it = found.find(key); it != found.end() && it->second.until > now) {
+    return it->second.full;
+  }
+  if (found.size() >= 256) found.clear();
   size_t start = 0;
   while (start <= path.size()) {
     size_t end = path.find(':', start);
@@ -112,7 +128,10 @@ std::optional<std::string> Resolve(const std::string& cmd, const std::vector<std
     std::string dir = path.substr(start, end - start);
     if (dir.empty()) dir = ".";
     std::string full = dir + "/" + cmd;
-    if (::access(full.c_str(), X_OK) == 0) return full;
+    if (::access(full.c_str(), X_OK) == 0) {
+      found[std::move(key)] = Found{full, now + std::chrono::seconds(1)};
+      return full;
+    }
     start = end + 1;
   }
   return std::nullopt;
