@@ -1,7 +1,6 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -88,18 +87,18 @@ class Checkpointer {
   // when this thread copied all but a few frames, kForce when it is far behind
   // (8 times the threshold: a bound on the WAL's size).
   Action Committed(int wal_frames) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (wal_frames < last_frames_) ++generation_;  // the WAL started over
+    last_frames_ = wal_frames;
     if (wal_frames < frames_) return Action::kNone;
-    int done = caught_up_to_.load();
-    if (done >= 0 && done <= wal_frames && wal_frames - done <= finish_frames_) {
+    if (caught_generation_ == generation_ && caught_up_to_ >= 0 &&
+        caught_up_to_ <= wal_frames && wal_frames - caught_up_to_ <= finish_frames_) {
       caught_up_to_ = -1;
       return Action::kFinish;
     }
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (!wanted_) {
-        wanted_ = true;
-        cv_.notify_one();
-      }
+    if (!wanted_) {
+      wanted_ = true;
+      cv_.notify_one();
     }
     return wal_frames >= 8 * frames_ ? Action::kForce : Action::kNone;
   }
@@ -112,26 +111,36 @@ class Checkpointer {
       cv_.wait(l, [&] { return stop_ || wanted_; });
       if (stop_) return;
       wanted_ = false;
+      const uint64_t generation = generation_;
       l.unlock();
       int log = 0, copied = 0;
       int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
       if (rc == SQLITE_OK) {
-        if (copied >= log) caught_up_to_ = log;
         if (on_checkpoint_) on_checkpoint_(copied);
       } else if (rc != SQLITE_BUSY) {  // (busy: the writer is finishing one itself)
         LOG_WARN("WAL checkpoint failed: {}", sqlite3_errmsg(db_));
       }
       l.lock();
+      if (rc == SQLITE_OK && copied >= log) {  // (of a WAL that may have started over since)
+        caught_generation_ = generation;
+        caught_up_to_ = log;
+      }
     }
   }
 
   sqlite3* db_;
   const int frames_, finish_frames_;
   const std::function<void(int)> on_checkpoint_;
-  std::atomic<int> caught_up_to_{-1};  // the WAL frame the last checkpoint copied all up to
   std::mutex mu_;
   std::condition_variable cv_;
   bool wanted_ = false, stop_ = false;
+  // The WAL's frames at the last commit, and how often it started over (seen
+  // as fewer frames than the commit before): a checkpoint's "copied all up to
+  // frame N" counts only for the WAL it ran on.
+  int last_frames_ = 0;
+  uint64_t generation_ = 0;
+  uint64_t caught_generation_ = 0;
+  int caught_up_to_ = -1;  // the last checkpoint copied every frame up to this one
   std::thread thread_;  // last: it uses the members above
 };
 
