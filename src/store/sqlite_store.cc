@@ -103,6 +103,14 @@ class Checkpointer {
     return wal_frames >= 8 * frames_ ? Action::kForce : Action::kNone;
   }
 
+  // A checkpoint on the writer's connection `db` (what Committed() asked for),
+  // after this thread's checkpoint in progress, if any: it copies every frame
+  // (no commit runs meanwhile), so the next write starts the WAL over.
+  void CheckpointHere(sqlite3* db, const char* schema) {
+    std::lock_guard<std::mutex> l(run_mu_);
+    sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+
  private:
   void Loop() {
     SetThreadName("drover-ckpt");
@@ -113,11 +121,14 @@ class Checkpointer {
       wanted_ = false;
       const uint64_t generation = generation_;
       l.unlock();
-      int log = 0, copied = 0;
-      int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+      int log = 0, copied = 0, rc;
+      {
+        std::lock_guard<std::mutex> run(run_mu_);
+        rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+      }
       if (rc == SQLITE_OK) {
         if (on_checkpoint_) on_checkpoint_(copied);
-      } else if (rc != SQLITE_BUSY) {  // (busy: the writer is finishing one itself)
+      } else {
         LOG_WARN("WAL checkpoint failed: {}", sqlite3_errmsg(db_));
       }
       l.lock();
@@ -131,6 +142,7 @@ class Checkpointer {
   sqlite3* db_;
   const int frames_, finish_frames_;
   const std::function<void(int)> on_checkpoint_;
+  std::mutex run_mu_;  // held while a checkpoint runs (on either connection)
   std::mutex mu_;
   std::condition_variable cv_;
   bool wanted_ = false, stop_ = false;
@@ -340,7 +352,7 @@ class SqliteStore final : public Store {
   static int WalHook(void* self, sqlite3* db, const char* schema, int frames) {
     auto* store = static_cast<SqliteStore*>(self);
     if (store->checkpointer_->Committed(frames) != Checkpointer::Action::kNone) {
-      sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      store->checkpointer_->CheckpointHere(db, schema);
     }
     return SQLITE_OK;
   }
