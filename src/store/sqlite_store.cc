@@ -174,6 +174,7 @@ class SqliteStore final : public Store {
 
   ~SqliteStore() override {
     writer_.reset();  // commits what is queued, then stops (before the database goes)
+    sqlite3_wal_hook(db_, nullptr, nullptr);
     checkpointer_.reset();
     put_.reset();
     replace_.reset();
