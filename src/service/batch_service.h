@@ -65,9 +65,11 @@ struct ServiceConfig {
   size_t resolve_slice = 20000;
   // A pass woken only by attempts' exits runs at least this long after the
   // previous pass began, so that it fills the capacity of every exit meanwhile
-  // (one pass and one commit for several). Submissions and other wakes do not wait.
-  // (4 ms: about 6.7 jobs placed per pass in dispatch, 4.2 at 2 ms; a queued job
-  // waits at most this much longer for capacity an exit freed.)
+  // (one pass and one commit for several), unless those exits freed half the
+  // host's vCPUs already (a host of a few big jobs does not wait for more).
+  // Submissions and other wakes do not wait. (4 ms: about 6.7 jobs placed per
+  // pass in dispatch, 4.2 at 2 ms; a queued job waits at most this much longer
+  // for capacity an exit freed.)
   int64_t capacity_pass_interval_us = 4000;
   int64_t min_time_limit_seconds = 600;
   std::string host_name = "localhost";
@@ -126,7 +128,8 @@ class BatchService {
   // pass each). Capacity changes (an attempt ends, a job is stopped) wake at once.
   void Wake();
   void Wake(const std::string& queue);
-  void WakeForCapacity();  // an attempt ended: a short-window pass (see SchedulePass)
+  // An attempt that held `vcpus` ended: a short-window pass (see SchedulePass).
+  void WakeForCapacity(double vcpus);
   // Several servers on one store (cluster.cc). Every server answers the API
   // from its own in-memory view, which ApplyChanges() keeps up to date with
   // what the others store; only the leader (the holder of the store's lease)
@@ -349,6 +352,7 @@ class BatchService {
   std::mutex sched_mu_;
   std::condition_variable sched_cv_;
   bool sched_wake_ = false;  // guarded by sched_mu_
+  double sched_freed_vcpus_ = 0;  // by exits since the last pass began (sched_mu_)
   bool sched_full_ = true;   // the next pass is a full one (guarded by sched_mu_)
   bool sched_deferred_ = false;  // a coalesced wake is due (guarded by sched_mu_)
   // Queues the last pass left jobs waiting in (guarded by mu_).

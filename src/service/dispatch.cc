@@ -661,9 +661,11 @@ void BatchService::FinishAttempt(Job& job, const exec::TaskEvent& ev, Outcome& o
 
 void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
   Outcome out;
+  double freed_vcpus = 0;
   {
     std::lock_guard<std::mutex> l(mu_);
     Job* j = FindJob(ev.job_id);
+    if (j && j->task_id == ev.task_id) freed_vcpus = j->need.vcpus;
     if (!j || j->task_id != ev.task_id) {  // a stale event of an older attempt
       if (ev.kind == exec::TaskEvent::Kind::kExited && executor_) executor_->Acknowledge(ev.task_id);
       return;
@@ -704,7 +706,7 @@ void BatchService::OnTaskEvent(const exec::TaskEvent& ev) {
       });
     }
   }
-  if (ev.kind == exec::TaskEvent::Kind::kExited) WakeForCapacity();
+  if (ev.kind == exec::TaskEvent::Kind::kExited) WakeForCapacity(freed_vcpus);
 }
 
 // The attempt could not start (the executor said so at once, or later): it ends
@@ -1060,10 +1062,11 @@ void BatchService::Wake() {
   sched_cv_.notify_all();
 }
 
-void BatchService::WakeForCapacity() {
+void BatchService::WakeForCapacity(double vcpus) {
   {
     std::lock_guard<std::mutex> l(sched_mu_);
     sched_wake_ = true;
+    sched_freed_vcpus_ += vcpus;
   }
   sched_cv_.notify_all();
 }
@@ -1082,10 +1085,13 @@ void BatchService::SchedulerLoop() {
         if (sched_stop_) return;
         auto now = steady_clock::now();
         // Woken by exits alone: not before the capacity interval (their capacity
-        // is filled by one pass); by anything else: at once.
+        // is filled by one pass), unless they freed half the host already; by
+        // anything else: at once.
         const bool capacity_only = sched_wake_ && !sched_full_;
         const auto capacity_at = last_pass + kCapacityInterval;
-        if ((sched_wake_ && (!capacity_only || now >= capacity_at)) || now >= last_pass + kTick ||
+        const bool half_freed = sched_freed_vcpus_ * 2 >= cfg_.host_capacity.vcpus;
+        if ((sched_wake_ && (!capacity_only || half_freed || now >= capacity_at)) ||
+            now >= last_pass + kTick ||
             (sched_deferred_ && now >= last_pass + kBlockedPassInterval)) {
           break;
         }
@@ -1095,6 +1101,7 @@ void BatchService::SchedulerLoop() {
         sched_cv_.wait_until(l, until);
       }
       sched_wake_ = false;
+      sched_freed_vcpus_ = 0;
       sched_deferred_ = false;
       full = sched_full_ || steady_clock::now() >= last_full + kTick;
       sched_full_ = false;

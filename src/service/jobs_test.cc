@@ -790,16 +790,16 @@ bool Eventually(F done) {
 }
 
 // The scheduler thread over a service whose store's writes can be held back: a
-// 2-vCPU host, a queue and a definition of 1-vCPU jobs.
+// host of `vcpus` (2 unless said), a queue and a definition of 1-vCPU jobs.
 class SchedulerLoopTest : public ::testing::Test {
  protected:
-  void Start(int64_t capacity_pass_interval_us) {
+  void Start(int64_t capacity_pass_interval_us, int vcpus = 2) {
     auto real = store::OpenSqliteStore(":memory:");
     ASSERT_TRUE(real.ok());
     real_ = std::move(*real);
     store_ = std::make_unique<HeldStore>(*real_);
     ServiceConfig cfg;
-    cfg.host_capacity = {2, 4096, 0};
+    cfg.host_capacity = {static_cast<double>(vcpus), 4096, 0};
     cfg.scratch_root = scratch_.string();
     cfg.capacity_pass_interval_us = capacity_pass_interval_us;
     svc_ = std::make_unique<BatchService>(cfg, *store_, clock_, ids_);
@@ -807,7 +807,8 @@ class SchedulerLoopTest : public ::testing::Test {
     svc_->SetExecutor(&exec_);
     for (const auto& [op, body] : std::vector<std::pair<std::string, std::string>>{
              {"CreateComputeEnvironment",
-              R"({"computeEnvironmentName":"ce","type":"MANAGED","computeResources":{"type":"EC2","maxvCpus":2,"subnets":["s"]}})"},
+              R"({"computeEnvironmentName":"ce","type":"MANAGED","computeResources":{"type":"EC2","maxvCpus":)" +
+                  std::to_string(vcpus) + R"(,"subnets":["s"]}})"},
              {"CreateJobQueue",
               R"({"jobQueueName":"q","priority":1,"computeEnvironmentOrder":[{"order":1,"computeEnvironment":"ce"}]})"},
              {"RegisterJobDefinition",
@@ -879,25 +880,47 @@ TEST_F(SchedulerLoopTest, AnExitIsStoredWithThePassItWakesAndAcknowledgedOnceTha
 }
 
 TEST_F(SchedulerLoopTest, APassWokenByExitsWaitsForTheCapacityIntervalOneWokenByASubmissionDoesNot) {
-  // Given a capacity interval of 400 ms, two running jobs and three waiting: the first
-  // exit (long after the last pass) starts a waiting job at once; a second exit right
-  // after gets no pass for the interval; a submission meanwhile wakes a pass at once,
-  // which fills the second exit's capacity too.
-  Start(/*capacity_pass_interval_us=*/400000);
-  for (int i = 0; i < 5; ++i) Submit();
-  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 2; }));
+  // Given a capacity interval of 400 ms, a 4-vCPU host with four running 1-vCPU jobs
+  // and three waiting: the first exit (long after the last pass) starts a waiting job
+  // at once; a second exit right after (a quarter of the host) gets no pass for the
+  // interval; a submission meanwhile wakes a pass at once, which fills the second
+  // exit's capacity too.
+  Start(/*capacity_pass_interval_us=*/400000, /*vcpus=*/4);
+  for (int i = 0; i < 7; ++i) Submit();
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 4; }));
   auto first = exec_.Started();
   std::this_thread::sleep_for(std::chrono::milliseconds(450));
   Exit(first[0]);
-  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 3; }));
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 5; }));
   auto t0 = std::chrono::steady_clock::now();
   Exit(first[1]);
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
-  EXPECT_EQ(exec_.Started().size(), 3u) << "a pass woken by an exit within the capacity interval";
+  EXPECT_EQ(exec_.Started().size(), 5u) << "a pass woken by an exit within the capacity interval";
   Submit();
-  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 4; }));
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 6; }));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(350))
       << "the submission's pass waited for the capacity interval";
+}
+
+TEST_F(SchedulerLoopTest, ExitsThatFreeHalfTheHostDoNotWaitForTheCapacityInterval) {
+  // Given a capacity interval of 400 ms and a 4-vCPU host with four running 1-vCPU jobs
+  // and four waiting: right after a pass, one exit (a quarter of the host) waits, and a
+  // second one (half of it, together) wakes a pass at once that fills both.
+  Start(/*capacity_pass_interval_us=*/400000, /*vcpus=*/4);
+  for (int i = 0; i < 8; ++i) Submit();
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 4; }));
+  auto first = exec_.Started();
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  Exit(first[0]);
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 5; }));
+  auto t0 = std::chrono::steady_clock::now();
+  Exit(first[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(exec_.Started().size(), 5u) << "a quarter of the host did not wait";
+  Exit(first[2]);
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 7; }));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(300))
+      << "exits that freed half the host waited for the capacity interval";
 }
 
 }  // namespace
