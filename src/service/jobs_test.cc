@@ -826,6 +826,19 @@ class SchedulerLoopTest : public ::testing::Test {
   void Submit() {
     ASSERT_TRUE(svc_->CallSync("SubmitJob", J(R"({"jobName":"j","jobQueue":"q","jobDefinition":"jd"})")).ok());
   }
+  // A 4-vCPU host, a capacity interval of 400 ms, four 1-vCPU jobs running and
+  // `waiting` more; long after that pass, the first one exits and its pass starts
+  // a fifth at once. Returns the first four.
+  std::vector<exec::TaskSpec> FourRunningOneReplaced(int waiting) {
+    Start(/*capacity_pass_interval_us=*/400000, /*vcpus=*/4);
+    for (int i = 0; i < 4 + waiting; ++i) Submit();
+    EXPECT_TRUE(Eventually([&] { return exec_.Started().size() == 4; }));
+    auto first = exec_.Started();
+    std::this_thread::sleep_for(std::chrono::milliseconds(450));
+    Exit(first.at(0));
+    EXPECT_TRUE(Eventually([&] { return exec_.Started().size() == 5; }));
+    return first;
+  }
   void Exit(const exec::TaskSpec& t) {
     svc_->OnTaskEvent({exec::TaskEvent::Kind::kExited, t.task_id, t.job_id, t.attempt,
                        clock_.NowMillis(), 0, ""});
@@ -885,13 +898,8 @@ TEST_F(SchedulerLoopTest, APassWokenByExitsWaitsForTheCapacityIntervalOneWokenBy
   // at once; a second exit right after (a quarter of the host) gets no pass for the
   // interval; a submission meanwhile wakes a pass at once, which fills the second
   // exit's capacity too.
-  Start(/*capacity_pass_interval_us=*/400000, /*vcpus=*/4);
-  for (int i = 0; i < 7; ++i) Submit();
-  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 4; }));
-  auto first = exec_.Started();
-  std::this_thread::sleep_for(std::chrono::milliseconds(450));
-  Exit(first[0]);
-  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 5; }));
+  auto first = FourRunningOneReplaced(/*waiting=*/3);
+  ASSERT_EQ(exec_.Started().size(), 5u);
   auto t0 = std::chrono::steady_clock::now();
   Exit(first[1]);
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
@@ -906,13 +914,8 @@ TEST_F(SchedulerLoopTest, ExitsThatFreeHalfTheHostDoNotWaitForTheCapacityInterva
   // Given a capacity interval of 400 ms and a 4-vCPU host with four running 1-vCPU jobs
   // and four waiting: right after a pass, one exit (a quarter of the host) waits, and a
   // second one (half of it, together) wakes a pass at once that fills both.
-  Start(/*capacity_pass_interval_us=*/400000, /*vcpus=*/4);
-  for (int i = 0; i < 8; ++i) Submit();
-  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 4; }));
-  auto first = exec_.Started();
-  std::this_thread::sleep_for(std::chrono::milliseconds(450));
-  Exit(first[0]);
-  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 5; }));
+  auto first = FourRunningOneReplaced(/*waiting=*/4);
+  ASSERT_EQ(exec_.Started().size(), 5u);
   auto t0 = std::chrono::steady_clock::now();
   Exit(first[1]);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
