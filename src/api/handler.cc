@@ -53,6 +53,10 @@ HttpResponse HandleLogs(const HttpRequest& req, std::string_view op,
   if (!body.ok() || !body->is_object()) {
     return json_error(400, "SerializationException", "The request body must be a JSON object");
   }
+  if (HasNonFiniteNumber(*body)) {
+    return json_error(400, "SerializationException",
+                      "Malformed JSON in request body: a number is out of range");
+  }
   Result<json::object> result = logs->Call(op, *body);
   if (!result.ok()) {
     logs::LogsError e = logs::ToLogsError(result.status());

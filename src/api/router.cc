@@ -82,6 +82,10 @@ std::variant<Route, RouteError> RouteBatch(const HttpRequest& req) {
     if (!parsed->is_object()) {
       return RouteError{400, "ClientException", "The request body must be a JSON object"};
     }
+    if (HasNonFiniteNumber(*parsed)) {
+      return RouteError{400, "ClientException",
+                        "Malformed JSON in request body: a number is out of range"};
+    }
     route.input = std::move(parsed).value();
   }
   if (path.starts_with(kTagsPrefix)) {

@@ -42,6 +42,20 @@ TEST(RouterTest, UnknownRoutesAndBadBodiesAreAwsErrors) {
   EXPECT_EQ(std::get<RouteError>(r).status, 400);
 }
 
+TEST(RouterTest, ANumberPastADoublesRangeIsRefused) {
+  // Given a number that parses as infinity (which would be written back as `Infinity`,
+  // not JSON), the request should be refused; a large finite one is fine.
+  auto r = RouteBatch(Req("POST", "/v1/submitjob", R"({"jobName":"j","x":[{"y":1E005000}]})"));
+  ASSERT_TRUE(std::holds_alternative<RouteError>(r));
+  EXPECT_EQ(std::get<RouteError>(r).status, 400);
+  EXPECT_EQ(std::get<RouteError>(r).type, "ClientException");
+  EXPECT_NE(std::get<RouteError>(r).message.find("out of range"), std::string::npos);
+  r = RouteBatch(Req("POST", "/v1/submitjob", R"({"jobName":"j","x":-1e999})"));
+  EXPECT_TRUE(std::holds_alternative<RouteError>(r));
+  r = RouteBatch(Req("POST", "/v1/submitjob", R"({"jobName":"j","x":1.5e300,"y":1e-999})"));
+  EXPECT_TRUE(std::holds_alternative<Route>(r));
+}
+
 TEST(RouterTest, StatusesMapOntoAwsExceptions) {
   HttpResponse r = StatusResponse(Status::Client("bad"));
   EXPECT_EQ(r.status, 400);

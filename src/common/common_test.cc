@@ -67,6 +67,16 @@ TEST(JsonTest, MalformedJsonIsAClientError) {
   EXPECT_EQ(GetString(o, "a"), std::nullopt);
 }
 
+TEST(JsonTest, NumbersPastADoublesRangeAreFound) {
+  // Boost.JSON parses 1E5000 as infinity (and would write `Infinity`, not JSON).
+  auto inf = ParseJson(R"({"a": [1, {"b": 1E005000}]})");
+  ASSERT_TRUE(inf.ok());
+  EXPECT_TRUE(HasNonFiniteNumber(*inf));
+  auto fine = ParseJson(R"({"a": [1.5e300, -2, {"b": 1e-999, "c": "1E5000"}]})");
+  ASSERT_TRUE(fine.ok());
+  EXPECT_FALSE(HasNonFiniteNumber(*fine));
+}
+
 }  // namespace
 }  // namespace drover
 

@@ -1,5 +1,7 @@
 #include "common/json.h"
 
+#include <cmath>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -13,6 +15,25 @@ Result<json::value> ParseJson(std::string_view text, json::storage_ptr sp) {
 }
 
 std::string ToJson(const json::value& v) { return json::serialize(v); }
+
+bool HasNonFiniteNumber(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::double_:
+      return !std::isfinite(v.get_double());
+    case json::kind::array:
+      for (const auto& e : v.get_array()) {
+        if (HasNonFiniteNumber(e)) return true;
+      }
+      return false;
+    case json::kind::object:
+      for (const auto& e : v.get_object()) {
+        if (HasNonFiniteNumber(e.value())) return true;
+      }
+      return false;
+    default:
+      return false;
+  }
+}
 
 std::string ValidUtf8(std::string_view s) {
   // Length of the well-formed sequence at s[i] (Unicode table 3-7), or 0.

@@ -27,6 +27,11 @@ namespace json = boost::json;
 // json::monotonic_resource for a document that is read once and dropped).
 Result<json::value> ParseJson(std::string_view text, json::storage_ptr sp = {});
 std::string ToJson(const json::value& v);
+// Whether `v` holds a number that is not finite. Boost.JSON parses a number past
+// a double's range (1E5000) as infinity and writes it back as `Infinity`, which
+// is not JSON: requests with one are refused where they come in (api/), so that
+// no document or reply ever holds one.
+bool HasNonFiniteNumber(const json::value& v);
 // `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD.
 // ToJson() copies string bytes as they are, so text that did not come through
 // ParseJson (a request path, a header) must pass here before it goes into a

@@ -53,8 +53,8 @@ struct TaskSpec {
     bool read_only_root = false;
     bool network = false;  // false: loopback only
     std::vector<Mount> mounts;
-    std::optional<uid_t> uid;  // the job definition's `user`, inside the sandbox
-    std::optional<gid_t> gid;
+    std::optional<uid_t> uid = std::nullopt;  // the job definition's `user`, inside the sandbox
+    std::optional<gid_t> gid = std::nullopt;
   };
   // ulimits (AWS names: nofile, nproc, core, stack, ...): set before the job starts.
   struct Ulimit {

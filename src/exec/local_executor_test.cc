@@ -460,8 +460,9 @@ TEST_F(LocalExecutorTest, ASandboxShowsOnlyTheImageAndItsMounts) {
                             "echo w > /tmp/f && echo tmp-ok"});
   s.env = {"PATH=/bin"};
   s.workdir = (root_ / "scratch").string();
-  s.sandbox = TaskSpec::Sandbox{rootfs.string(), false, false,
-                                {TaskSpec::Mount{(root_ / "shared").string(), "/data", true}}};
+  s.sandbox = TaskSpec::Sandbox{
+      .rootfs = rootfs.string(),
+      .mounts = {TaskSpec::Mount{(root_ / "shared").string(), "/data", true}}};
   ASSERT_TRUE(exec_->Start(s).ok());
   TaskEvent e = WaitExit("box");
   EXPECT_EQ(e.exit_code, 0);

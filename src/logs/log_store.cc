@@ -173,13 +173,13 @@ Result<LogStore::StreamInfo> InfoFromFd(int fd, std::string name, const std::str
   DROVER_ASSIGN_OR_RETURN(int64_t ignored, ScanFd(fd, st.st_size, 0, take_first, path));
   (void)ignored;
   if (!first) return info;
-  DROVER_ASSIGN_OR_RETURN(std::optional<LogEvent> last,
+  DROVER_ASSIGN_OR_RETURN(std::optional<LogEvent> read_last,
                           internal::ReadLastEvent(fd, st.st_size, path));
-  if (!last) last = first;
+  const LogEvent& last = read_last ? *read_last : *first;
   info.creation_ms = first->ingestion_ms;
   info.first_event_ms = first->timestamp_ms;
-  info.last_event_ms = last->timestamp_ms;
-  info.last_ingestion_ms = last->ingestion_ms;
+  info.last_event_ms = last.timestamp_ms;
+  info.last_ingestion_ms = last.ingestion_ms;
   return info;
 }
 
