@@ -260,11 +260,16 @@ CgroupUsage Cgroups::Usage(const CgroupGroup& g) {
   return u;
 }
 
-namespace {
-
-int OpenCounter(const std::string& path, int flags = O_RDONLY) {
-  return ::open(path.c_str(), flags | O_CLOEXEC);
+int OpenHigh(const std::string& path, int flags, int min_fd) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0 || fd >= min_fd) return fd;
+  int high = ::fcntl(fd, F_DUPFD_CLOEXEC, min_fd);
+  if (high < 0) return fd;
+  ::close(fd);
+  return high;
 }
+
+namespace {
 
 std::string PRead(int fd) {
   if (fd < 0) return "";
@@ -278,9 +283,12 @@ int64_t PReadKey(int fd, const std::string& key) { return KeyIn(PRead(fd), key);
 
 }  // namespace
 
-CgroupCounters::CgroupCounters(const CgroupGroup& g)
+CgroupCounters::CgroupCounters(const CgroupGroup& g, int min_fd)
     : v2_(g.v2), cpu_stat_v2_(g.cpu_stat_v2), empty_(g.dirs.empty()) {
   if (empty_) return;
+  auto OpenCounter = [min_fd](const std::string& path, int flags = O_RDONLY) {
+    return OpenHigh(path, flags, min_fd);
+  };
   if (v2_) {
     peak_ = OpenCounter(g.memory_dir + "/memory.peak", O_RDWR);
     oom_ = OpenCounter(g.memory_dir + "/memory.events");

@@ -56,7 +56,8 @@ struct CgroupGroup {
 // supervisor's pool), held open: each read is a pread, without a path walk.
 class CgroupCounters {
  public:
-  explicit CgroupCounters(const CgroupGroup& g);
+  // min_fd: as OpenHigh's.
+  explicit CgroupCounters(const CgroupGroup& g, int min_fd = 0);
   ~CgroupCounters();
   CgroupCounters(const CgroupCounters&) = delete;
   CgroupCounters& operator=(const CgroupCounters&) = delete;
@@ -74,6 +75,10 @@ class CgroupCounters {
   bool empty_ = true;  // no cgroup at all
   int peak_ = -1, cpu_ = -1, oom_ = -1, procs_ = -1;
 };
+
+// Opens `path` (O_CLOEXEC added) and moves the descriptor to `min_fd` or above
+// when the descriptor limit allows (else it stays where open() put it): -1 on failure.
+int OpenHigh(const std::string& path, int flags, int min_fd);
 
 class Cgroups {
  public:

@@ -526,6 +526,18 @@ TEST_F(CgroupExecutorTest, AReusedGroupHasTheNewLimitsAndCountsOnlyItsOwnAttempt
   EXPECT_LT(second.cpu_time_ns * 5, first.cpu_time_ns) << "the second counts the first's CPU";
 }
 
+TEST_F(CgroupExecutorTest, AJobGetsOnlyItsStandardDescriptors) {
+  if (!Available()) GTEST_SKIP() << "no writable cgroups on this host";
+  // Given a supervisor holding descriptors for its pooled groups, its output
+  // pipes and its connections, a job should see stdin, stdout and stderr only
+  // (and the descriptor `ls` opens to read the directory).
+  for (const std::string id : {"fds1", "fds2"}) {
+    ASSERT_TRUE(exec_->Start(Spec(id, {"ls", "/proc/self/fd"})).ok());
+    EXPECT_EQ(WaitExit(id).exit_code, 0);
+    EXPECT_EQ(Lines(id), (std::vector<std::string>{"0", "1", "2", "3"}));
+  }
+}
+
 TEST_F(CgroupExecutorTest, DaemonizedChildrenDieWithTheAttempt) {
   if (!Available()) GTEST_SKIP() << "no writable cgroups on this host";
   // Given a job that leaves a setsid'd daemon behind (out of its process group),

@@ -50,8 +50,93 @@ constexpr int kChdirFailed = 1 << 20;
 constexpr size_t kMaxFreeGroups = 64;
 // How long the output of an ended job is still read (an escaped process may hold the pipe).
 constexpr int64_t kDrainMs = 2000;
+// A pooled group's descriptors are moved to here or above, out of the range a
+// child copies (ChildArgs::keep).
+constexpr int kHighFd = 1024;
 // Emptied scratch directories kept for reuse, per parent directory.
 constexpr size_t kMaxPooledScratch = 256;
+
+// What the child of Supervisor::Spawn() works with, all prepared beforehand:
+// it shares the supervisor's memory (and, with `keep` >= 0, its descriptor
+// table until it takes a copy of its own), so it makes system calls only.
+struct ChildArgs {
+  const std::vector<int>& procs;  // cgroup.procs files to write its pid into
+  const std::vector<std::pair<int, rlimit>>& limits;
+  bool sandbox;
+  const char* merged;        // sandbox: where the image's overlay goes
+  const char* overlay_opts;
+  long uid, gid;             // -1: keep
+  const char* workdir;
+  int devnull, out;          // stdin; stdout and stderr (the pipe's write end)
+  // With a shared descriptor table: the child's copy takes the descriptors below
+  // `keep` only (devnull and out are among them; the groups' many descriptors,
+  // kept high, are not), instead of every one of the supervisor's, each copied
+  // and then closed again by the exec. -1: the table is the child's already.
+  int keep;
+  const char* path;
+  char** argv;
+  char** envp;
+  int err = 0;  // set by the child when it fails before exec
+};
+
+// The job: its own process group, in its cgroup before it runs anything.
+int ChildMain(void* p) {
+  ChildArgs& a = *static_cast<ChildArgs*>(p);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::signal(s, SIG_DFL);
+  ::setpgid(0, 0);
+  int err = 0;
+  char pidbuf[24];
+  int len = 0;
+  for (long v = ::syscall(SYS_getpid); v > 0; v /= 10) pidbuf[len++] = static_cast<char>('0' + v % 10);
+  for (int i = 0; i < len / 2; ++i) std::swap(pidbuf[i], pidbuf[len - 1 - i]);
+  for (int fd : a.procs) {
+    if (!err && ::write(fd, pidbuf, len) != len) err = errno;
+  }
+  if (!err && a.keep >= 0 && ::close_range(a.keep, ~0U, CLOSE_RANGE_UNSHARE) != 0) err = errno;
+  if (err) {  // (the table may still be the supervisor's: nothing more is done to it)
+    a.err = err;
+    ::_exit(127);
+  }
+  for (const auto& [resource, value] : a.limits) ::setrlimit(resource, &value);
+  if (a.sandbox) {
+    // The image's root filesystem with a writable layer of its own, mounted in
+    // a mount namespace of the attempt's (it vanishes with it); bubblewrap,
+    // running as the job's user, then makes it the root of every namespace.
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("overlay", a.merged, "overlay", 0, a.overlay_opts) != 0) {
+      err = errno;
+    }
+  }
+  if (!err && a.gid >= 0 &&
+      (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, a.gid, a.gid, a.gid) != 0)) {
+    err = errno;
+  }
+  if (!err && a.uid >= 0 && ::syscall(SYS_setresuid, a.uid, a.uid, a.uid) != 0) err = errno;
+  if (!err && ::chdir(a.workdir) != 0) err = errno + kChdirFailed;
+  if (!err) {
+    if (a.devnull >= 0) ::dup2(a.devnull, 0);
+    ::dup2(a.out, 1);
+    ::dup2(a.out, 2);
+    ::execve(a.path, a.argv, a.envp);
+    err = errno;
+  }
+  a.err = err;
+  ::_exit(127);
+}
+
+// Whether a child can trade a shared descriptor table for a copy of its low
+// descriptors (close_range's CLOSE_RANGE_UNSHARE, Linux 5.9).
+bool CanUnshareDescriptors() {
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(::close_range(~0U - 1, ~0U, CLOSE_RANGE_UNSHARE) == 0 ? 0 : 1);
+  int status = 0;
+  return pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+         WEXITSTATUS(status) == 0;
+}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -228,6 +313,7 @@ class Supervisor {
   SupervisorOptions opts_;
   int listen_ = -1, ep_ = -1, sigfd_ = -1, devnull_ = -1;
   rlimit nofile_{};  // the limit jobs get unless their ulimits say otherwise
+  bool share_fds_ = false;  // children start on the supervisor's descriptor table (ChildArgs::keep)
   SystemClock clock_;
   std::unique_ptr<Cgroups> cgroups_;
   uint64_t next_conn_ = 1, next_task_ = 1, next_group_ = 1;
@@ -283,6 +369,7 @@ int Supervisor::Run() {
   rlimit more = nofile_;
   more.rlim_cur = more.rlim_max;  // a pooled group holds a descriptor per hierarchy
   ::setrlimit(RLIMIT_NOFILE, &more);
+  share_fds_ = CanUnshareDescriptors();
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
@@ -804,61 +891,31 @@ std::string Supervisor::Spawn(Task& t, bool* client_error) {
     limits.push_back({RLIMIT_AS, {bytes, bytes}});
   }
   static const std::vector<int> kNoProcs;
-  const std::vector<int>& procs = t.group ? t.group->procs : kNoProcs;
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
     *client_error = false;
     return std::string("cannot make the job's output pipe: ") + std::strerror(errno);
   }
-  const bool sandbox = spec.sandbox.has_value();
-  const char* workdir = spec.workdir.c_str();
-  const int devnull = devnull_;
-  volatile long uid = spec.uid ? static_cast<long>(*spec.uid) : -1;  // volatile: across vfork
-  volatile long gid = spec.gid ? static_cast<long>(*spec.gid) : -1;
-  volatile int child_err = 0;
-  pid_t pid = ::vfork();
-  if (pid == 0) {
-    // The job: its own process group, in its cgroup before it runs anything.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::signal(s, SIG_DFL);
-    ::setpgid(0, 0);
-    int err = 0;
-    char pidbuf[24];
-    int len = 0;
-    for (long v = ::syscall(SYS_getpid); v > 0; v /= 10) pidbuf[len++] = static_cast<char>('0' + v % 10);
-    for (int i = 0; i < len / 2; ++i) std::swap(pidbuf[i], pidbuf[len - 1 - i]);
-    for (int fd : procs) {
-      if (!err && ::write(fd, pidbuf, len) != len) err = errno;
-    }
-    for (const auto& [resource, value] : limits) ::setrlimit(resource, &value);
-    if (!err && sandbox) {
-      // The image's root filesystem with a writable layer of its own, mounted in
-      // a mount namespace of the attempt's (it vanishes with it); bubblewrap,
-      // running as the job's user, then makes it the root of every namespace.
-      if (::unshare(CLONE_NEWNS) != 0 ||
-          ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-          ::mount("overlay", merged.c_str(), "overlay", 0, overlay_opts.c_str()) != 0) {
-        err = errno;
-      }
-    }
-    if (!err && gid >= 0 &&
-        (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, gid, gid, gid) != 0)) {
-      err = errno;
-    }
-    if (!err && uid >= 0 && ::syscall(SYS_setresuid, uid, uid, uid) != 0) err = errno;
-    if (!err && ::chdir(workdir) != 0) err = errno + kChdirFailed;
-    if (!err) {
-      if (devnull >= 0) ::dup2(devnull, 0);
-      ::dup2(out[1], 1);
-      ::dup2(out[1], 2);
-      ::execve(path->c_str(), cargv.data(), cenv.data());
-      err = errno;
-    }
-    child_err = err;
-    ::_exit(127);
-  }
+  ChildArgs args{.procs = t.group ? t.group->procs : kNoProcs,
+                 .limits = limits,
+                 .sandbox = spec.sandbox.has_value(),
+                 .merged = merged.c_str(),
+                 .overlay_opts = overlay_opts.c_str(),
+                 .uid = spec.uid ? static_cast<long>(*spec.uid) : -1,
+                 .gid = spec.gid ? static_cast<long>(*spec.gid) : -1,
+                 .workdir = spec.workdir.c_str(),
+                 .devnull = devnull_,
+                 .out = out[1],
+                 .keep = share_fds_ ? std::max(devnull_, out[1]) + 1 : -1,
+                 .path = path->c_str(),
+                 .argv = cargv.data(),
+                 .envp = cenv.data()};
+  // The child runs on a stack of its own (this thread's), in the supervisor's
+  // memory, until it execs; this thread waits meanwhile (CLONE_VFORK).
+  constexpr size_t kChildStack = 256 << 10;
+  thread_local std::unique_ptr<char[]> stack(new char[kChildStack]);
+  int flags = CLONE_VM | CLONE_VFORK | SIGCHLD | (share_fds_ ? CLONE_FILES : 0);
+  pid_t pid = ::clone(ChildMain, stack.get() + kChildStack, flags, &args);
   int fork_errno = errno;
   ::close(out[1]);
   if (pid < 0) {
@@ -866,7 +923,7 @@ std::string Supervisor::Spawn(Task& t, bool* client_error) {
     *client_error = false;
     return std::string("cannot start the job's process: ") + std::strerror(fork_errno);
   }
-  if (int err = child_err; err != 0) {
+  if (int err = args.err; err != 0) {
     t.pid = pid;  // (the loop may reap it first)
     ::waitpid(pid, nullptr, 0);
     ::close(out[0]);
@@ -1021,11 +1078,11 @@ Result<std::unique_ptr<Supervisor::Group>> Supervisor::TakeGroup(const CgroupLim
       "p" + std::to_string(::getpid()) + "-" + std::to_string(next_group_++), limits);
   if (!cg.ok()) return cg.status();
   g->cg = std::move(cg).value();
-  g->counters = std::make_unique<CgroupCounters>(g->cg);
+  g->counters = std::make_unique<CgroupCounters>(g->cg, kHighFd);
   g->limits = limits;
   g->base.cpu_time_ns = g->base.oom_kills = 0;
   for (const auto& f : cgroups_->ProcsFiles(g->cg)) {
-    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    int fd = OpenHigh(f, O_WRONLY, kHighFd);
     if (fd < 0) {
       Status s = Status::Server("cannot set up the attempt's cgroup (open " + f +
                                 "): " + std::strerror(errno));
