@@ -102,6 +102,10 @@ class Cgroups {
   // The files a process writes its pid into to join the group (the child does,
   // before exec, so everything it starts is inside).
   std::vector<std::string> ProcsFiles(const CgroupGroup& g) const;
+  // The group's cgroup v2 directory, where a process can be born instead of
+  // joining it (clone3's CLONE_INTO_CGROUP): the group on pure v2, its unified
+  // hierarchy's directory on hybrid hosts; "" when it has none.
+  static std::string BirthDir(const CgroupGroup& g) { return g.kill_dir; }
   // Kills every process in the group, daemonized ones included.
   static void Kill(const CgroupGroup& g);
   // Peak memory, CPU time and OOM kills. Read before Remove().

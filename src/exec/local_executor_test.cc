@@ -526,6 +526,29 @@ TEST_F(CgroupExecutorTest, AReusedGroupHasTheNewLimitsAndCountsOnlyItsOwnAttempt
   EXPECT_LT(second.cpu_time_ns * 5, first.cpu_time_ns) << "the second counts the first's CPU";
 }
 
+TEST_F(CgroupExecutorTest, AnAttemptIsInEveryHierarchyOfItsGroup) {
+  if (!Available()) GTEST_SKIP() << "no writable cgroups on this host";
+  // Given attempts one after the other (each born in its group's v2 directory
+  // and joining the v1 ones, on this hybrid host), each process should be in
+  // the same group in the memory, cpu, pids and unified hierarchies (pure v2:
+  // the one).
+  for (const std::string id : {"where1", "where2", "where3"}) {
+    auto s = Spec(id, {"sh", "-c", "grep -E '^[0-9]+:(memory|cpu|pids):|^0::' /proc/self/cgroup"});
+    ASSERT_TRUE(exec_->Start(s).ok());
+    EXPECT_EQ(WaitExit(id).exit_code, 0);
+    std::vector<std::string> lines = Lines(id);
+    ASSERT_FALSE(lines.empty());
+    std::string group;
+    for (const auto& line : lines) {
+      std::string path = line.substr(line.rfind(':') + 1);
+      std::string last = path.substr(path.rfind('/') + 1);
+      EXPECT_EQ(last.substr(0, 1), "p") << line << ": not in an attempt's group";
+      if (group.empty()) group = last;
+      EXPECT_EQ(last, group) << line;
+    }
+  }
+}
+
 TEST_F(CgroupExecutorTest, AJobGetsOnlyItsStandardDescriptors) {
   if (!Available()) GTEST_SKIP() << "no writable cgroups on this host";
   // Given a supervisor holding descriptors for its pooled groups, its output

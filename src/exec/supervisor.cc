@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/sched.h>  // clone_args, CLONE_INTO_CGROUP
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -18,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -61,6 +63,7 @@ constexpr size_t kMaxPooledScratch = 256;
 // table until it takes a copy of its own), so it makes system calls only.
 struct ChildArgs {
   const std::vector<int>& procs;  // cgroup.procs files to write its pid into
+  int v2_procs;                   // one more (-1: none, or it was born there)
   const std::vector<std::pair<int, rlimit>>& limits;
   bool sandbox;
   const char* merged;        // sandbox: where the image's overlay goes
@@ -95,6 +98,7 @@ int ChildMain(void* p) {
   for (int fd : a.procs) {
     if (!err && ::write(fd, pidbuf, len) != len) err = errno;
   }
+  if (!err && a.v2_procs >= 0 && ::write(a.v2_procs, pidbuf, len) != len) err = errno;
   if (!err && a.keep >= 0 && ::close_range(a.keep, ~0U, CLOSE_RANGE_UNSHARE) != 0) err = errno;
   if (err) {  // (the table may still be the supervisor's: nothing more is done to it)
     a.err = err;
@@ -127,6 +131,37 @@ int ChildMain(void* p) {
   a.err = err;
   ::_exit(127);
 }
+
+#if defined(__x86_64__)
+// clone3() running fn(arg) in the child on the stack `ca` names, as glibc's
+// clone() does for clone (glibc 2.36 has no clone3 wrapper). The pid, or -errno.
+pid_t Clone3(clone_args* ca, int (*fn)(void*), void* arg) {
+  register long rax asm("rax") = SYS_clone3;
+  register long rdi asm("rdi") = reinterpret_cast<long>(ca);
+  register long rsi asm("rsi") = sizeof(*ca);
+  register long r12 asm("r12") = reinterpret_cast<long>(fn);  // (kept across syscall)
+  register long r13 asm("r13") = reinterpret_cast<long>(arg);
+  asm volatile(
+      "syscall\n\t"
+      "testq %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      // The child, on its own stack (16-byte aligned: the call keeps the ABI's alignment).
+      "xorl %%ebp, %%ebp\n\t"
+      "movq %%r13, %%rdi\n\t"
+      "callq *%%r12\n\t"
+      "movl %%eax, %%edi\n\t"
+      "movl $60, %%eax\n\t"  // exit
+      "syscall\n\t"
+      "hlt\n"
+      "1:\n\t"
+      : "+r"(rax)
+      : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
+      : "rcx", "r11", "memory", "cc");
+  return static_cast<pid_t>(rax);
+}
+#else
+pid_t Clone3(clone_args*, int (*)(void*), void*) { return -ENOSYS; }
+#endif
 
 // Whether a child can trade a shared descriptor table for a copy of its low
 // descriptors (close_range's CLOSE_RANGE_UNSHARE, Linux 5.9).
@@ -257,6 +292,9 @@ class Supervisor {
     CgroupGroup cg;
     CgroupLimits limits;         // as applied
     std::vector<int> procs;      // its cgroup.procs files, open for the child to join
+    // Its cgroup v2 directory (Cgroups::BirthDir), where a child can be born
+    // (CLONE_INTO_CGROUP) instead of joining through v2_procs; -1: none.
+    int birth_dir = -1, v2_procs = -1;
     std::unique_ptr<CgroupCounters> counters;
     CgroupUsage base;            // counters where the previous attempt left them
     bool reusable = true;
@@ -314,6 +352,7 @@ class Supervisor {
   int listen_ = -1, ep_ = -1, sigfd_ = -1, devnull_ = -1;
   rlimit nofile_{};  // the limit jobs get unless their ulimits say otherwise
   bool share_fds_ = false;  // children start on the supervisor's descriptor table (ChildArgs::keep)
+  std::atomic<bool> born_ok_{true};  // clone3 can place a child in its v2 group (Linux 5.7)
   SystemClock clock_;
   std::unique_ptr<Cgroups> cgroups_;
   uint64_t next_conn_ = 1, next_task_ = 1, next_group_ = 1;
@@ -896,7 +935,9 @@ std::string Supervisor::Spawn(Task& t, bool* client_error) {
     *client_error = false;
     return std::string("cannot make the job's output pipe: ") + std::strerror(errno);
   }
+  const int birth_dir = t.group && born_ok_.load() ? t.group->birth_dir : -1;
   ChildArgs args{.procs = t.group ? t.group->procs : kNoProcs,
+                 .v2_procs = t.group && birth_dir < 0 ? t.group->v2_procs : -1,
                  .limits = limits,
                  .sandbox = spec.sandbox.has_value(),
                  .merged = merged.c_str(),
@@ -914,8 +955,30 @@ std::string Supervisor::Spawn(Task& t, bool* client_error) {
   // memory, until it execs; this thread waits meanwhile (CLONE_VFORK).
   constexpr size_t kChildStack = 256 << 10;
   thread_local std::unique_ptr<char[]> stack(new char[kChildStack]);
-  int flags = CLONE_VM | CLONE_VFORK | SIGCHLD | (share_fds_ ? CLONE_FILES : 0);
-  pid_t pid = ::clone(ChildMain, stack.get() + kChildStack, flags, &args);
+  int flags = CLONE_VM | CLONE_VFORK | (share_fds_ ? CLONE_FILES : 0);
+  pid_t pid = -1;
+  if (birth_dir >= 0) {
+    // Born in the group's v2 directory: no join (a join takes the kernel's
+    // cgroup_threadgroup_rwsem for writing, which every fork and exit on the
+    // host takes for reading). Pure v2 hosts: nothing left to join at all.
+    clone_args ca{};
+    ca.flags = static_cast<uint64_t>(flags) | CLONE_INTO_CGROUP;
+    ca.exit_signal = SIGCHLD;
+    ca.stack = reinterpret_cast<uint64_t>(stack.get());
+    ca.stack_size = kChildStack;
+    ca.cgroup = static_cast<uint64_t>(birth_dir);
+    pid = Clone3(&ca, ChildMain, &args);
+    if (pid < 0) {
+      errno = -pid;
+      if (errno == ENOSYS || errno == E2BIG || errno == EINVAL || errno == EOPNOTSUPP) {
+        born_ok_ = false;  // an older kernel (or architecture): join, from now on
+        args.v2_procs = t.group->v2_procs;
+        pid = ::clone(ChildMain, stack.get() + kChildStack, flags | SIGCHLD, &args);
+      }
+    }
+  } else {
+    pid = ::clone(ChildMain, stack.get() + kChildStack, flags | SIGCHLD, &args);
+  }
   int fork_errno = errno;
   ::close(out[1]);
   if (pid < 0) {
@@ -1081,6 +1144,7 @@ Result<std::unique_ptr<Supervisor::Group>> Supervisor::TakeGroup(const CgroupLim
   g->counters = std::make_unique<CgroupCounters>(g->cg, kHighFd);
   g->limits = limits;
   g->base.cpu_time_ns = g->base.oom_kills = 0;
+  const std::string birth = Cgroups::BirthDir(g->cg);
   for (const auto& f : cgroups_->ProcsFiles(g->cg)) {
     int fd = OpenHigh(f, O_WRONLY, kHighFd);
     if (fd < 0) {
@@ -1089,8 +1153,13 @@ Result<std::unique_ptr<Supervisor::Group>> Supervisor::TakeGroup(const CgroupLim
       DropGroup(*g);
       return s;
     }
-    g->procs.push_back(fd);
+    if (!birth.empty() && f == birth + "/cgroup.procs") {
+      g->v2_procs = fd;
+    } else {
+      g->procs.push_back(fd);
+    }
   }
+  if (!birth.empty()) g->birth_dir = OpenHigh(birth, O_RDONLY | O_DIRECTORY, kHighFd);
   return g;
 }
 
@@ -1105,6 +1174,10 @@ void Supervisor::Recycle(std::unique_ptr<Group> g) {
 void Supervisor::DropGroup(Group& g) {
   for (int fd : g.procs) ::close(fd);
   g.procs.clear();
+  for (int* fd : {&g.birth_dir, &g.v2_procs}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
   g.counters.reset();
   for (int i = 0; i < 50 && !Cgroups::Remove(g.cg); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
