@@ -370,12 +370,14 @@ Result<std::unique_ptr<StreamWriter>> StreamWriter::Open(const std::string& root
     std::string dir = root + "/" + enc_group;
     std::string path = dir + "/" + enc_stream;
     int fd = -1;
-    for (int attempt = 0; attempt < 3 && fd < 0; ++attempt) {  // Prune() may remove the dir
+    // The group's directory is made when the file cannot be (the first stream
+    // of a group, or Prune() removed it meanwhile), not looked up every time.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+      if (fd >= 0 || errno != ENOENT) break;
       std::error_code ec;
       fs::create_directories(dir, ec);
       if (ec) return Status::Server("creating " + dir + ": " + ec.message());
-      fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-      if (fd < 0 && errno != ENOENT) break;
     }
     if (fd < 0) return Status::Server(ErrnoText("opening", path, errno));
     auto fail = [&](Status s) {
