@@ -968,13 +968,18 @@ std::string Supervisor::Spawn(Task& t, bool* client_error) {
     ca.stack_size = kChildStack;
     ca.cgroup = static_cast<uint64_t>(birth_dir);
     pid = Clone3(&ca, ChildMain, &args);
-    if (pid < 0) {
+    if (pid < 0 && pid != -EAGAIN && pid != -ENOMEM) {
+      // Not placed: no clone3 (ENOSYS, E2BIG: Linux < 5.3, or not x86-64), no
+      // CLONE_INTO_CGROUP (EINVAL: < 5.7), or not a cgroup v2 directory (EBADF).
+      // The child joins instead, in this group from now on, in every group
+      // when the kernel cannot.
+      if (pid == -ENOSYS || pid == -E2BIG) born_ok_ = false;
+      ::close(t.group->birth_dir);
+      t.group->birth_dir = -1;
+      args.v2_procs = t.group->v2_procs;
+      pid = ::clone(ChildMain, stack.get() + kChildStack, flags | SIGCHLD, &args);
+    } else if (pid < 0) {
       errno = -pid;
-      if (errno == ENOSYS || errno == E2BIG || errno == EINVAL || errno == EOPNOTSUPP) {
-        born_ok_ = false;  // an older kernel (or architecture): join, from now on
-        args.v2_procs = t.group->v2_procs;
-        pid = ::clone(ChildMain, stack.get() + kChildStack, flags | SIGCHLD, &args);
-      }
     }
   } else {
     pid = ::clone(ChildMain, stack.get() + kChildStack, flags | SIGCHLD, &args);
