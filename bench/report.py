@@ -141,7 +141,7 @@ def main():
     row("2. Floor: posix_spawn(/bin/true) + waitpid, one worker per CPU", "spawn_floor_posix_spawn")
     row("2. Floor: fork + exec + waitpid", "spawn_floor_fork_exec")
     row("2. Floor: fork + exec + waitpid in a fresh cgroup per process", "spawn_floor_cgroup")
-    row("2. Floor: vfork, join a cgroup made once per worker, exec, waitpid (as Drover's supervisor)",
+    row("2. Floor: a cgroup made once per worker, the child born in it (v2) and joining it (v1), exec, waitpid (as Drover's supervisor)",
         "spawn_floor_cgroup_pooled")
     d, f = get(dk), get("spawn_floor_posix_spawn")
     derived("2. Dispatch ÷ posix_spawn floor", 100 * d[0] / f[0] if d and f else None, "%",

@@ -7,17 +7,24 @@
 //                 v2, limits as for a 0.125-vCPU, 16 MiB job), the child joins it
 //                 before exec, the parent reads its usage and removes it after
 //                 waitpid.
-//   +pooled       as Drover's supervisor did until 2026-11-23: vfork, the child
-//                 joins a cgroup made once per worker (as above) and reused
-//                 process after process, then execs; the parent reads its usage
-//                 after waitpid. (The supervisor's child is now born in the
-//                 group's v2 directory, clone3's CLONE_INTO_CGROUP, and joins
-//                 only the v1 hierarchies: in isolation 2-3 % faster here.)
+//   +pooled       as Drover's supervisor (exec/spawn.h): a cgroup made once per
+//                 worker (as above) and reused process after process; the child
+//                 shares the worker's memory and descriptor table, is born in the
+//                 group's v2 directory (clone3 CLONE_INTO_CGROUP; where it cannot
+//                 be, it joins it), joins the v1 hierarchies, keeps a copy of the
+//                 low descriptors only, then execs; the parent reads its usage
+//                 after waitpid.
 // Each runs --parallel worker processes (default: the number of CPUs), each
 // starting processes one after another, --n processes in all (default 5000),
 // --repeats times (default 3); prints "key: median /s [min..max, n=R]".
+// --extra-fds N opens N more descriptors (at 1024 and above) first, as a host
+// supervisor holds for its pooled groups: posix_spawn and fork copy them into
+// every child, whose exec closes them again; the pooled line's child does not.
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +38,7 @@
 #include <vector>
 
 #include "exec/cgroup.h"
+#include "exec/spawn.h"
 
 extern char** environ;
 
@@ -71,20 +79,54 @@ bool ForkOne(const std::vector<std::string>* procs) {
   return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-// vfork, write the pid into each open cgroup.procs, exec /bin/true, waitpid.
-bool VforkJoin(const std::vector<int>& procs) {
-  pid_t pid = vfork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    char buf[24];
-    int len = std::snprintf(buf, sizeof buf, "%d", static_cast<int>(getpid()));
-    for (int fd : procs) {
-      if (write(fd, buf, len) != len) _exit(120);
-    }
-    char* argv[] = {kTrue, nullptr};
-    execve(kTrue, argv, environ);
-    _exit(127);
+// A worker's pooled group: its v1 cgroup.procs files, its v2 directory (or
+// its cgroup.procs when clone3 cannot place a process there).
+struct Pooled {
+  std::vector<int> procs;
+  int birth_dir = -1, v2_procs = -1;
+  int keep = 0;  // the child keeps the descriptors below this one
+};
+
+int PooledChild(void* arg) {
+  const Pooled& p = *static_cast<const Pooled*>(arg);
+  char buf[24];
+  int len = std::snprintf(buf, sizeof buf, "%ld", static_cast<long>(syscall(SYS_getpid)));
+  for (int fd : p.procs) {
+    if (write(fd, buf, len) != len) _exit(120);
   }
+  if (p.v2_procs >= 0 && write(p.v2_procs, buf, len) != len) _exit(120);
+  if (drover::exec::UnshareDescriptorsFrom(p.keep) != 0) _exit(121);
+  char* argv[] = {kTrue, nullptr};
+  execve(kTrue, argv, environ);
+  _exit(127);
+}
+
+// Starts /bin/true in `p` as Drover's supervisor does, waits for it.
+bool PooledOne(Pooled& p) {
+  constexpr size_t kStack = 64 << 10;
+  alignas(16) static char stack[kStack];
+  int flags = CLONE_VM | CLONE_VFORK | CLONE_FILES;
+  pid_t pid = -1;
+  if (p.birth_dir >= 0) {
+    clone_args ca{};
+    ca.flags = static_cast<uint64_t>(flags) | CLONE_INTO_CGROUP;
+    ca.exit_signal = SIGCHLD;
+    ca.stack = reinterpret_cast<uint64_t>(stack);
+    ca.stack_size = kStack;
+    ca.cgroup = static_cast<uint64_t>(p.birth_dir);
+    pid = drover::exec::Clone3(&ca, PooledChild, &p);
+    if (pid < 0) {  // as the supervisor: join instead
+      close(p.birth_dir);
+      p.birth_dir = -1;
+    }
+  }
+  if (p.birth_dir < 0) {
+    Pooled joining = p;
+    joining.procs.push_back(p.v2_procs);
+    joining.v2_procs = -1;
+    pid = clone(PooledChild, stack + kStack, flags | SIGCHLD, &joining);
+  }
+  if (pid < 0) return false;
   int st;
   return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
@@ -124,16 +166,25 @@ void Line(const char* key, std::vector<double> v, const std::string& extra) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int n = 5000, repeats = 3;
+  int n = 5000, repeats = 3, extra_fds = 0;
   int p = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--n") n = std::stoi(argv[i + 1]);
     else if (a == "--parallel") p = std::stoi(argv[i + 1]);
     else if (a == "--repeats") repeats = std::stoi(argv[i + 1]);
+    else if (a == "--extra-fds") extra_fds = std::stoi(argv[i + 1]);
+  }
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  for (int i = 0; i < extra_fds; ++i) {
+    if (fcntl(devnull, F_DUPFD_CLOEXEC, 1024) < 0) {
+      std::fprintf(stderr, "--extra-fds: %s\n", std::strerror(errno));
+      return 1;
+    }
   }
   auto cg = drover::exec::Cgroups::Detect("/sys/fs/cgroup", "drover-bench-floor");
   std::string with = std::to_string(p) + " workers, " + std::to_string(n) + " processes per run";
+  if (extra_fds > 0) with += ", " + std::to_string(extra_fds) + " extra descriptors";
   std::vector<double> a, b, c, d;
   for (int r = 0; r < repeats; ++r) {
     a.push_back(Run(n, p, [](int, int) { return SpawnOne(); }));
@@ -151,9 +202,10 @@ int main(int argc, char** argv) {
         return ok;
       }));
       // A group per worker, made here and reused by all its processes (the
-      // workers inherit the open cgroup.procs files), removed after the run.
+      // workers inherit its open descriptors, at 1024 and above as in the
+      // supervisor), removed after the run.
       std::vector<drover::exec::CgroupGroup> groups;
-      std::vector<std::vector<int>> fds(p);
+      std::vector<Pooled> pooled(p);
       bool made = true;
       for (int w = 0; w < p && made; ++w) {
         auto g = cg->Create("pool-" + std::to_string(getpid()) + "-" + std::to_string(w),
@@ -161,18 +213,26 @@ int main(int argc, char** argv) {
         made = g.ok();
         if (!made) break;
         groups.push_back(*g);
+        const std::string birth = drover::exec::Cgroups::BirthDir(*g);
         for (const auto& f : cg->ProcsFiles(*g)) {
-          fds[w].push_back(open(f.c_str(), O_WRONLY | O_CLOEXEC));
-          made = made && fds[w].back() >= 0;
+          int fd = drover::exec::OpenHigh(f, O_WRONLY, 1024);
+          made = made && fd >= 0;
+          (!birth.empty() && f == birth + "/cgroup.procs" ? pooled[w].v2_procs
+                                                          : pooled[w].procs.emplace_back()) = fd;
         }
+        if (!birth.empty()) pooled[w].birth_dir = drover::exec::OpenHigh(birth, O_RDONLY | O_DIRECTORY, 1024);
+        pooled[w].keep = devnull + 1;
       }
       d.push_back(made ? Run(n, p, [&](int w, int) {
-        bool ok = VforkJoin(fds[w]);
+        bool ok = PooledOne(pooled[w]);
         (void)drover::exec::Cgroups::Usage(groups[w]);
         return ok;
       }) : -1);
-      for (auto& f : fds) {
-        for (int fd : f) close(fd);
+      for (auto& pw : pooled) {
+        for (int fd : pw.procs) close(fd);
+        for (int fd : {pw.birth_dir, pw.v2_procs}) {
+          if (fd >= 0) close(fd);
+        }
       }
       for (const auto& g : groups) {
         for (int k = 0; k < 100 && !drover::exec::Cgroups::Remove(g); ++k) usleep(100);
@@ -183,7 +243,8 @@ int main(int argc, char** argv) {
   Line("spawn_floor_fork_exec", b, with);
   if (!c.empty()) {
     Line("spawn_floor_cgroup", c, with + "; " + cg->Describe());
-    Line("spawn_floor_cgroup_pooled", d, with + "; a group per worker, joined by each process");
+    Line("spawn_floor_cgroup_pooled", d,
+         with + "; a group per worker: born in its v2 directory, joining the v1 ones");
   } else {
     std::printf("spawn_floor_cgroup: not measured (%s)\n", cg->Describe().c_str());
   }

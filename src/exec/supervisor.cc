@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/sched.h>  // clone_args, CLONE_INTO_CGROUP
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -36,6 +35,7 @@
 #include "common/clock.h"
 #include "common/thread.h"
 #include "exec/cgroup.h"
+#include "exec/spawn.h"
 #include "logs/logs.h"
 
 namespace drover::exec {
@@ -99,7 +99,7 @@ int ChildMain(void* p) {
     if (!err && ::write(fd, pidbuf, len) != len) err = errno;
   }
   if (!err && a.v2_procs >= 0 && ::write(a.v2_procs, pidbuf, len) != len) err = errno;
-  if (!err && a.keep >= 0 && ::close_range(a.keep, ~0U, CLOSE_RANGE_UNSHARE) != 0) err = errno;
+  if (!err && a.keep >= 0) err = UnshareDescriptorsFrom(a.keep);
   if (err) {  // (the table may still be the supervisor's: nothing more is done to it)
     a.err = err;
     ::_exit(127);
@@ -130,47 +130,6 @@ int ChildMain(void* p) {
   }
   a.err = err;
   ::_exit(127);
-}
-
-#if defined(__x86_64__)
-// clone3() running fn(arg) in the child on the stack `ca` names, as glibc's
-// clone() does for clone (glibc 2.36 has no clone3 wrapper). The pid, or -errno.
-pid_t Clone3(clone_args* ca, int (*fn)(void*), void* arg) {
-  register long rax asm("rax") = SYS_clone3;
-  register long rdi asm("rdi") = reinterpret_cast<long>(ca);
-  register long rsi asm("rsi") = sizeof(*ca);
-  register long r12 asm("r12") = reinterpret_cast<long>(fn);  // (kept across syscall)
-  register long r13 asm("r13") = reinterpret_cast<long>(arg);
-  asm volatile(
-      "syscall\n\t"
-      "testq %%rax, %%rax\n\t"
-      "jnz 1f\n\t"
-      // The child, on its own stack (16-byte aligned: the call keeps the ABI's alignment).
-      "xorl %%ebp, %%ebp\n\t"
-      "movq %%r13, %%rdi\n\t"
-      "callq *%%r12\n\t"
-      "movl %%eax, %%edi\n\t"
-      "movl $60, %%eax\n\t"  // exit
-      "syscall\n\t"
-      "hlt\n"
-      "1:\n\t"
-      : "+r"(rax)
-      : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
-      : "rcx", "r11", "memory", "cc");
-  return static_cast<pid_t>(rax);
-}
-#else
-pid_t Clone3(clone_args*, int (*)(void*), void*) { return -ENOSYS; }
-#endif
-
-// Whether a child can trade a shared descriptor table for a copy of its low
-// descriptors (close_range's CLOSE_RANGE_UNSHARE, Linux 5.9).
-bool CanUnshareDescriptors() {
-  pid_t pid = ::fork();
-  if (pid == 0) ::_exit(::close_range(~0U - 1, ~0U, CLOSE_RANGE_UNSHARE) == 0 ? 0 : 1);
-  int status = 0;
-  return pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-         WEXITSTATUS(status) == 0;
 }
 
 int64_t NowMs() {

@@ -1,0 +1,52 @@
+#include "exec/spawn.h"
+
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace drover::exec {
+
+#if defined(__x86_64__)
+pid_t Clone3(clone_args* ca, int (*fn)(void*), void* arg) {
+  register long rax asm("rax") = SYS_clone3;
+  register long rdi asm("rdi") = reinterpret_cast<long>(ca);
+  register long rsi asm("rsi") = sizeof(*ca);
+  register long r12 asm("r12") = reinterpret_cast<long>(fn);  // (callee-saved: kept across syscall)
+  register long r13 asm("r13") = reinterpret_cast<long>(arg);
+  asm volatile(
+      "syscall\n\t"
+      "testq %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      // The child, on its own stack: the call keeps the ABI's 16-byte alignment.
+      "xorl %%ebp, %%ebp\n\t"
+      "movq %%r13, %%rdi\n\t"
+      "callq *%%r12\n\t"
+      "movl %%eax, %%edi\n\t"
+      "movl $60, %%eax\n\t"  // exit
+      "syscall\n\t"
+      "hlt\n"
+      "1:\n\t"
+      : "+r"(rax)
+      : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
+      : "rcx", "r11", "memory", "cc");
+  return static_cast<pid_t>(rax);
+}
+#else
+pid_t Clone3(clone_args*, int (*)(void*), void*) { return -ENOSYS; }
+#endif
+
+int UnshareDescriptorsFrom(int keep) {
+  return ::close_range(static_cast<unsigned>(keep), ~0U, CLOSE_RANGE_UNSHARE) == 0 ? 0 : errno;
+}
+
+bool CanUnshareDescriptors() {
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(::close_range(~0U - 1, ~0U, CLOSE_RANGE_UNSHARE) == 0 ? 0 : 1);
+  int status = 0;
+  return pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+         WEXITSTATUS(status) == 0;
+}
+
+}  // namespace drover::exec

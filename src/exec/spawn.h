@@ -1,0 +1,32 @@
+// Spawn: the system-call primitives a job's process is made with (the
+// supervisor's Spawn() and bench/spawn_floor.cc use them).
+//
+// A child made with CLONE_VM | CLONE_VFORK shares its parent's memory until it
+// execs (the parent thread waits meanwhile), so it only makes system calls on
+// what was prepared beforehand. Two ways to keep its start cheap:
+//   - CLONE_FILES: the child starts on its parent's descriptor table and takes
+//     a copy of the low descriptors only (UnshareDescriptorsFrom), instead of a
+//     copy of every one that its exec then closes one by one;
+//   - Clone3 with CLONE_INTO_CGROUP: the child is born in a cgroup v2
+//     directory instead of writing its pid into that group's cgroup.procs.
+#pragma once
+
+#include <linux/sched.h>  // clone_args, CLONE_INTO_CGROUP
+#include <sys/types.h>
+
+namespace drover::exec {
+
+// clone3(ca) running fn(arg) in the child, on the stack `ca` names (16-byte
+// aligned top), which exits with fn's result, as glibc's clone() does for
+// clone. The child's pid, or -errno (-ENOSYS where it is not implemented:
+// x86-64 only; glibc 2.36 has no clone3 wrapper).
+pid_t Clone3(clone_args* ca, int (*fn)(void*), void* arg);
+
+// In a CLONE_FILES child: trades the shared descriptor table for a copy of the
+// descriptors below `keep` (close_range's CLOSE_RANGE_UNSHARE). 0 or errno.
+int UnshareDescriptorsFrom(int keep);
+
+// Whether this kernel can (Linux 5.9); asks a forked child.
+bool CanUnshareDescriptors();
+
+}  // namespace drover::exec
