@@ -1,0 +1,89 @@
+#include "exec/spawn.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+namespace drover::exec {
+namespace {
+
+constexpr size_t kStack = 64 << 10;
+
+struct Shared {
+  int seen = 0;          // written by the child, in the parent's memory
+  int high = -1;         // a descriptor at or above `keep`
+  int low = -1;          // one below it
+  int keep = 0;
+  int high_in_child = -2, low_in_child = -2;  // F_GETFD in the child after unsharing
+};
+
+int SetSeen(void* arg) {
+  static_cast<Shared*>(arg)->seen = 42;
+  return 7;
+}
+
+TEST(SpawnTest, Clone3RunsTheFunctionInAChildOnItsOwnStack) {
+  // Given a child sharing this memory (CLONE_VM | CLONE_VFORK), its write should
+  // be seen here and its function's result be its exit status.
+  auto stack = std::make_unique<char[]>(kStack);
+  Shared s;
+  clone_args ca{};
+  ca.flags = CLONE_VM | CLONE_VFORK;
+  ca.exit_signal = SIGCHLD;
+  ca.stack = reinterpret_cast<uint64_t>(stack.get());
+  ca.stack_size = kStack;
+  pid_t pid = Clone3(&ca, SetSeen, &s);
+#if defined(__x86_64__)
+  ASSERT_GT(pid, 0) << "clone3: " << -pid;
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 7);
+  EXPECT_EQ(s.seen, 42);
+#else
+  EXPECT_EQ(pid, -ENOSYS);
+#endif
+}
+
+int Unshare(void* arg) {
+  Shared& s = *static_cast<Shared*>(arg);
+  if (UnshareDescriptorsFrom(s.keep) != 0) _exit(1);
+  s.high_in_child = fcntl(s.high, F_GETFD);
+  s.low_in_child = fcntl(s.low, F_GETFD);
+  close(s.low);  // the child's own copy: the parent's stays open
+  _exit(0);
+}
+
+TEST(SpawnTest, AChildOnTheSharedTableKeepsOnlyTheLowDescriptors) {
+  if (!CanUnshareDescriptors()) GTEST_SKIP() << "close_range(CLOSE_RANGE_UNSHARE) needs Linux 5.9";
+  // Given a child started on this process's descriptor table (CLONE_FILES),
+  // after UnshareDescriptorsFrom(keep) it should have the descriptors below
+  // `keep` and none above, and what it closes then stays open here.
+  Shared s;
+  s.low = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(s.low, 0);
+  s.high = fcntl(s.low, F_DUPFD_CLOEXEC, 1000);
+  ASSERT_GE(s.high, 1000);
+  s.keep = s.low + 1;
+  auto stack = std::make_unique<char[]>(kStack);
+  pid_t pid = clone(Unshare, stack.get() + kStack, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &s);
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(s.high_in_child, -1) << "the child kept a descriptor at or above `keep`";
+  EXPECT_GE(s.low_in_child, 0) << "the child lost a descriptor below `keep`";
+  EXPECT_GE(fcntl(s.low, F_GETFD), 0) << "the child's close reached this process's table";
+  EXPECT_GE(fcntl(s.high, F_GETFD), 0);
+  close(s.low);
+  close(s.high);
+}
+
+}  // namespace
+}  // namespace drover::exec
