@@ -549,6 +549,26 @@ TEST_F(CgroupExecutorTest, AnAttemptIsInEveryHierarchyOfItsGroup) {
   }
 }
 
+TEST_F(CgroupExecutorTest, AGroupWhoseProcessesWereKilledRunsTheNextAttempt) {
+  if (!Available()) GTEST_SKIP() << "no writable cgroups on this host";
+  // Given an attempt that leaves a process behind (killed with its group's
+  // cgroup.kill when the main process ends), the next attempt in the same group
+  // should run: Linux kills a process born (clone3) in a group killed before.
+  const std::string where = "grep '^0::' /proc/self/cgroup";
+  auto leaver = Spec("leaver", {"sh", "-c", where + "; setsid sleep 300 & echo left"});
+  ASSERT_TRUE(exec_->Start(leaver).ok());
+  EXPECT_EQ(WaitExit("leaver").exit_code, 0);
+  std::vector<std::string> first = Lines("leaver");
+  ASSERT_EQ(first.size(), 2u);
+  usleep(200000);  // the group is free again once its killed process has gone
+  for (const std::string id : {"next1", "next2"}) {
+    ASSERT_TRUE(exec_->Start(Spec(id, {"sh", "-c", where + "; sleep 0.01 & wait; echo ran"})).ok());
+    TaskEvent e = WaitExit(id);
+    EXPECT_EQ(e.exit_code, 0) << e.reason;
+    EXPECT_EQ(Lines(id), (std::vector<std::string>{first[0], "ran"})) << "not the same group, or not run";
+  }
+}
+
 TEST_F(CgroupExecutorTest, AJobGetsOnlyItsStandardDescriptors) {
   if (!Available()) GTEST_SKIP() << "no writable cgroups on this host";
   // Given a supervisor holding descriptors for its pooled groups, its output

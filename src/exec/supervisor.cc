@@ -294,6 +294,11 @@ class Supervisor {
   Result<std::unique_ptr<Group>> TakeGroup(const CgroupLimits& limits);
   void Recycle(std::unique_ptr<Group> g);
   void DropGroup(Group& g);
+  // Kills what is left in the group. From then on its processes join its v2
+  // directory instead of being born there: Linux (6.18 here) SIGKILLs a process
+  // that clone3 places in a cgroup whose cgroup.kill was ever written (it
+  // compares the target's kill count with the parent's cgroup's).
+  void KillGroup(Group& g);
   void CleanStaleGroups();
   // No attempt and no server: it may leave (unacknowledged exits go to kExits).
   bool Idle() const { return conns_.empty() && tasks_.empty() && spawning_.empty(); }
@@ -992,7 +997,7 @@ void Supervisor::Exited(uint64_t serial, int status) {
   // The attempt ends with its main process, as ECS does: its whole tree
   // goes, daemonized processes included (the cgroup has them).
   ::kill(-t.pid, SIGKILL);
-  if (t.group && t.group->counters->Populated()) Cgroups::Kill(t.group->cg);
+  if (t.group && t.group->counters->Populated()) KillGroup(*t.group);
   if (t.out < 0) {
     Finish(serial);
   } else {
@@ -1027,7 +1032,7 @@ void Supervisor::OnTimer(int64_t now) {
     Task& t = *it->second;
     if (!t.exited && t.kill_at > 0 && t.kill_at <= now) {
       ::kill(-t.pid, SIGKILL);
-      if (t.group) Cgroups::Kill(t.group->cg);
+      if (t.group) KillGroup(*t.group);
     } else if (t.exited && t.drain_until > 0 && t.drain_until <= now) {
       Finish(serial);  // an escaped process holds the pipe
     }
@@ -1055,7 +1060,7 @@ void Supervisor::Finish(uint64_t serial) {
     if (now.oom_kills >= 0) usage.oom_killed = now.oom_kills > std::max<int64_t>(0, g.base.oom_kills);
     g.base = now;
     if (g.counters->Populated()) {
-      Cgroups::Kill(g.cg);
+      KillGroup(g);
       returning_.push_back(std::move(t->group));
     } else {
       emptied = true;
@@ -1133,6 +1138,12 @@ void Supervisor::Recycle(std::unique_ptr<Group> g) {
     return;
   }
   free_.push_back(std::move(g));
+}
+
+void Supervisor::KillGroup(Group& g) {
+  Cgroups::Kill(g.cg);
+  if (g.birth_dir >= 0) ::close(g.birth_dir);
+  g.birth_dir = -1;
 }
 
 void Supervisor::DropGroup(Group& g) {
