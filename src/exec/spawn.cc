@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <memory>
 
 namespace drover::exec {
 
@@ -36,6 +38,25 @@ pid_t Clone3(clone_args* ca, int (*fn)(void*), void* arg) {
 #else
 pid_t Clone3(clone_args*, int (*)(void*), void*) { return -ENOSYS; }
 #endif
+
+namespace {
+int ExitAtOnce(void*) { return 0; }
+}  // namespace
+
+bool CanBeBornIn(int dir) {
+  constexpr size_t kStack = 16 << 10;
+  auto stack = std::make_unique<char[]>(kStack);
+  clone_args ca{};
+  ca.flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP;
+  ca.exit_signal = SIGCHLD;
+  ca.stack = reinterpret_cast<uint64_t>(stack.get());
+  ca.stack_size = kStack;
+  ca.cgroup = static_cast<uint64_t>(dir);
+  pid_t pid = Clone3(&ca, ExitAtOnce, nullptr);
+  if (pid < 0) return false;
+  int status = 0;
+  return ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 int UnshareDescriptorsFrom(int keep) {
   return ::close_range(static_cast<unsigned>(keep), ~0U, CLOSE_RANGE_UNSHARE) == 0 ? 0 : errno;

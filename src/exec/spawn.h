@@ -22,6 +22,14 @@ namespace drover::exec {
 // x86-64 only; glibc 2.36 has no clone3 wrapper).
 pid_t Clone3(clone_args* ca, int (*fn)(void*), void* arg);
 
+// Whether clone3 can create a process in the cgroup v2 directory `dir` that
+// lives: false without clone3 or CLONE_INTO_CGROUP, and where Linux kills it at
+// birth. Linux (6.18 here) SIGKILLs a process placed in a cgroup whose
+// cgroup.kill count differs from that of its creator's own cgroup: a target
+// killed before, or a creator that runs in a cgroup killed before (a service
+// restarted in a reused cgroup). Asks with a child that exits at once.
+bool CanBeBornIn(int dir);
+
 // In a CLONE_FILES child: trades the shared descriptor table for a copy of the
 // descriptors below `keep` (close_range's CLOSE_RANGE_UNSHARE). 0 or errno.
 int UnshareDescriptorsFrom(int keep);

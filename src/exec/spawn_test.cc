@@ -7,8 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <memory>
+#include <string>
 
 namespace drover::exec {
 namespace {
@@ -83,6 +86,53 @@ TEST(SpawnTest, AChildOnTheSharedTableKeepsOnlyTheLowDescriptors) {
   EXPECT_GE(fcntl(s.high, F_GETFD), 0);
   close(s.low);
   close(s.high);
+}
+
+// A cgroup v2 directory this test may make groups under ("" when none: not
+// root, or no v2 hierarchy).
+std::string V2Root() {
+  if (geteuid() != 0) return "";
+  if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) return "/sys/fs/cgroup";
+  if (access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) == 0) return "/sys/fs/cgroup/unified";
+  return "";
+}
+
+bool WriteTo(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  bool ok = fd >= 0 && write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+TEST(SpawnTest, AProcessIsBornOnlyInAGroupWhoseKillCountMatchesItsCreatorsOwn) {
+  std::string root = V2Root();
+  if (root.empty()) GTEST_SKIP() << "needs root and a cgroup v2 hierarchy";
+  const std::string base = root + "/drover-spawn-test-" + std::to_string(getpid());
+  const std::string fresh = base + "-fresh", killed = base + "-killed", home = base + "-home";
+  for (const auto& d : {fresh, killed, home}) ASSERT_EQ(mkdir(d.c_str(), 0755), 0) << d;
+  auto dir = [](const std::string& d) { return open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); };
+  int fresh_fd = dir(fresh), killed_fd = dir(killed);
+  // Given a group never killed, a process is born there; in one killed once, not.
+  EXPECT_TRUE(CanBeBornIn(fresh_fd));
+  ASSERT_TRUE(WriteTo(killed + "/cgroup.kill", "1"));
+  EXPECT_FALSE(CanBeBornIn(killed_fd));
+  // Given a creator that runs in a group killed before (its own count is 1), a
+  // process is not born in a group never killed (count 0).
+  ASSERT_TRUE(WriteTo(home + "/cgroup.kill", "1"));
+  pid_t helper = fork();
+  if (helper == 0) {
+    if (!WriteTo(home + "/cgroup.procs", std::to_string(getpid()))) _exit(2);
+    _exit(CanBeBornIn(fresh_fd) ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(helper, &status, 0), helper);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "status " << status << ": a process was born in a group whose count differs from its creator's";
+  close(fresh_fd);
+  close(killed_fd);
+  for (const auto& d : {fresh, killed, home}) {
+    for (int i = 0; i < 100 && rmdir(d.c_str()) != 0; ++i) usleep(10000);
+  }
 }
 
 }  // namespace

@@ -300,6 +300,9 @@ class Supervisor {
   // compares the target's kill count with the parent's cgroup's).
   void KillGroup(Group& g);
   void CleanStaleGroups();
+  // Whether this host's groups can have processes born in them (CanBeBornIn,
+  // asked of a group made for the question and removed).
+  bool CanBeBornInGroups();
   // No attempt and no server: it may leave (unacknowledged exits go to kExits).
   bool Idle() const { return conns_.empty() && tasks_.empty() && spawning_.empty(); }
   void LoadExits();
@@ -381,6 +384,7 @@ int Supervisor::Run() {
   cgroups_ = Cgroups::Detect(opts_.cgroup_root.empty() ? "/nonexistent" : opts_.cgroup_root,
                              opts_.cgroup_parent);
   CleanStaleGroups();
+  born_ok_ = CanBeBornInGroups();
   LoadExits();
   epoll_event ev{EPOLLIN, {.u64 = Key(kListen, 0)}};
   ::epoll_ctl(ep_, EPOLL_CTL_ADD, listen_, &ev);
@@ -1157,6 +1161,25 @@ void Supervisor::DropGroup(Group& g) {
   for (int i = 0; i < 50 && !Cgroups::Remove(g.cg); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+}
+
+bool Supervisor::CanBeBornInGroups() {
+  if (cgroups_->mode() == Cgroups::Mode::kNone) return false;
+  auto g = cgroups_->Create("p" + std::to_string(::getpid()) + "-0", CgroupLimits{});
+  if (!g.ok()) return false;
+  std::string birth = Cgroups::BirthDir(*g);
+  int dir = birth.empty() ? -1 : ::open(birth.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  bool ok = dir >= 0 && CanBeBornIn(dir);
+  if (dir >= 0) ::close(dir);
+  for (int i = 0; i < 50 && !Cgroups::Remove(*g); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (!ok && !birth.empty()) {
+    std::fprintf(stderr, "drover-supervisor: processes join their cgroups: clone3 cannot create "
+                         "them in one (an older kernel, or this supervisor's own cgroup was "
+                         "killed before)\n");
+  }
+  return ok;
 }
 
 // Groups of supervisors that died ("p<pid>-<n>" whose pid is gone): removed
