@@ -790,10 +790,12 @@ bool Eventually(F done) {
 }
 
 // The scheduler thread over a service whose store's writes can be held back: a
-// host of `vcpus` (2 unless said), a queue and a definition of 1-vCPU jobs.
+// host of `vcpus` (2 unless said), a queue and a definition of 1-vCPU jobs;
+// `submitted` jobs are submitted before the thread starts (its first pass then
+// decides them all, and no other pass is due until its 1 s tick).
 class SchedulerLoopTest : public ::testing::Test {
  protected:
-  void Start(int64_t capacity_pass_interval_us, int vcpus = 2) {
+  void Start(int64_t capacity_pass_interval_us, int vcpus = 2, int submitted = 0) {
     auto real = store::OpenSqliteStore(":memory:");
     ASSERT_TRUE(real.ok());
     real_ = std::move(*real);
@@ -816,6 +818,7 @@ class SchedulerLoopTest : public ::testing::Test {
                   "resourceRequirements":[{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"16"}]}})"}}) {
       ASSERT_TRUE(svc_->CallSync(op, J(body)).ok()) << op;
     }
+    for (int i = 0; i < submitted; ++i) Submit();
     svc_->StartScheduler();
   }
   void TearDown() override {
@@ -861,8 +864,9 @@ TEST_F(SchedulerLoopTest, AnExitIsStoredWithThePassItWakesAndAcknowledgedOnceTha
   // acknowledged nor started. The second exit meanwhile gets no write and no pass of its
   // own until that commit is durable; then the first exit is acknowledged, the third job
   // starts, and the next pass stores the second exit with the last job's start.
-  Start(/*capacity_pass_interval_us=*/0);
-  for (int i = 0; i < 4; ++i) Submit();
+  // (Submitted before the thread starts: a pass woken by a later submission could
+  // be under way when the exit comes, find no capacity and store the exit alone.)
+  Start(/*capacity_pass_interval_us=*/0, /*vcpus=*/2, /*submitted=*/4);
   ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 2; }));
   auto first = exec_.Started();
   store_->Hold();
