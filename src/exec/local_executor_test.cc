@@ -44,7 +44,12 @@ class LocalExecutorTest : public ::testing::Test {
   }
   void TearDown() override {
     exec_.reset();
-    fs::remove_all(root_);
+    // The supervisor may still be moving a scratch directory to its pool: a walk
+    // that meets an entry renamed away under it fails, so walk again.
+    std::error_code ec;
+    for (int i = 0; i < 100 && (fs::remove_all(root_, ec), fs::exists(root_)); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
   std::unique_ptr<Executor> NewExecutor(std::string cgroup_root = "/sys/fs/cgroup",
                                         std::string run = "run") {
