@@ -15,6 +15,8 @@ Result<json::value> ParseJson(std::string_view text, json::storage_ptr sp) {
 }
 
 std::string ToJson(const json::value& v) { return json::serialize(v); }
+std::string ToJson(const json::object& o) { return json::serialize(o); }
+std::string ToJson(const json::array& a) { return json::serialize(a); }
 
 bool HasNonFiniteNumber(const json::value& v) {
   switch (v.kind()) {

@@ -27,6 +27,10 @@ namespace json = boost::json;
 // json::monotonic_resource for a document that is read once and dropped).
 Result<json::value> ParseJson(std::string_view text, json::storage_ptr sp = {});
 std::string ToJson(const json::value& v);
+// (An object or array is written as it is: through the overload above it would
+// first be copied, deeply, into a value.)
+std::string ToJson(const json::object& o);
+std::string ToJson(const json::array& a);
 // Whether `v` holds a number that is not finite. Boost.JSON parses a number past
 // a double's range (1E5000) as infinity and writes it back as `Infinity`, which
 // is not JSON: requests with one are refused where they come in (api/), so that

@@ -314,7 +314,11 @@ void LocalExecutor::Reader() {
       buf.append(chunk, n);
       size_t start = 0;
       for (size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1) {
-        auto msg = ParseJson(std::string_view(buf).substr(start, nl - start));
+        // (A message is a few hundred bytes, read once: parsed into memory on
+        // the stack, not a heap allocation per key and string.)
+        unsigned char mem[4096];
+        json::monotonic_resource mr(mem, sizeof mem);
+        auto msg = ParseJson(std::string_view(buf).substr(start, nl - start), &mr);
         if (msg.ok() && msg->is_object()) HandleLine(msg->as_object());
       }
       buf.erase(0, start);

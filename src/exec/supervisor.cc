@@ -613,7 +613,10 @@ void Supervisor::ReadConn(uint64_t id) {
   c.in.append(buf, n);
   size_t start = 0;
   for (size_t nl; (nl = c.in.find('\n', start)) != std::string::npos; start = nl + 1) {
-    auto msg = ParseJson(std::string_view(c.in).substr(start, nl - start));
+    // (Parsed into memory on the stack: Handle() copies what it keeps.)
+    unsigned char mem[16384];
+    json::monotonic_resource mr(mem, sizeof mem);
+    auto msg = ParseJson(std::string_view(c.in).substr(start, nl - start), &mr);
     if (msg.ok() && msg->is_object()) Handle(id, msg->as_object());
     if (!conns_.count(id)) return;
   }
