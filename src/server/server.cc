@@ -291,6 +291,8 @@ int RunServer(const ServerOptions& opts) {
   // the start; with PostgreSQL, whichever server holds the store's lease.
   std::unique_ptr<exec::Executor> executor;
   auto lead = [&]() -> Status {
+    // (A write that failed while the store was away left the view ahead of it.)
+    DROVER_RETURN_IF_ERROR(svc.ReloadIfStale());
     if (shared) {
       // The view is current: this server's own writes are in it, and the
       // others' arrive through ApplyChanges (a reload here could drop writes of
@@ -320,10 +322,23 @@ int RunServer(const ServerOptions& opts) {
   if (leading) {
     if (Status s = lead(); !s.ok()) return fail(s);
   }
+  // A leader that loses the lease steps down: no more passes or starts, its
+  // connection to the supervisor closed (the attempts run on, their exits kept
+  // there until a leader hears them), and it follows until it holds the lease
+  // again (PostgreSQL back after an outage) or another server leads.
+  auto follow = [&] {
+    svc.StopScheduler();
+    if (executor) {
+      executor->Shutdown();
+      svc.SetExecutor(nullptr);
+      executor.reset();
+    }
+    svc.SetLeading(false);
+  };
   // Several servers: every server applies what the others store (every
   // kPoll), and tries for the lease until it has it. A leader that loses the
-  // lease (its database session broke) stops at once, so that two servers never
-  // schedule together; its attempts run on, and the next leader re-attaches.
+  // lease (its database session broke) steps down at once, so that two servers
+  // never schedule together; the next leader re-attaches to its attempts.
   std::mutex cluster_mu;
   std::condition_variable cluster_cv;
   bool cluster_stop = false;
@@ -349,9 +364,12 @@ int RunServer(const ServerOptions& opts) {
         auto held = (*store)->TryLead();
         bool now_leading = held.ok() && *held;
         if (leading && !now_leading) {
-          LOG_ERROR("lost the scheduler lease ({}); stopping so that another server can lead",
+          LOG_ERROR("lost the scheduler lease ({}); following until this server holds it again "
+                    "(the attempts run on)",
                     held.ok() ? "the lease connection broke" : held.status().message());
-          std::_Exit(3);
+          follow();
+          leading = false;
+          continue;
         }
         if (!leading && now_leading) {
           if (Status s = lead(); !s.ok()) {

@@ -303,6 +303,8 @@ Status BatchService::Load() {
   return Status::Ok();
 }
 
+Status BatchService::ReloadIfStale() { return stale_ ? Load() : Status::Ok(); }
+
 void BatchService::Call(std::string_view operation, json::value request, Reply done) {
   auto op = Ops().find(operation);
   const model::Operation* mop = model::ServiceModel::Batch().FindOperation(operation);

@@ -94,6 +94,10 @@ class BatchService {
 
   // (Re)builds the in-memory view from the store.
   Status Load();
+  // Load(), when a write the store refused left the view ahead of it (Call()
+  // does this before each request; a server that takes over the scheduler
+  // before it leads).
+  Status ReloadIfStale();
 
   // Runs `operation` (a model operation name such as "CreateJobQueue").
   void Call(std::string_view operation, json::value request, Reply done);

@@ -788,6 +788,9 @@ bool BatchService::ResolveDependencies(Outcome& out, bool follower) {
 void BatchService::SchedulePass(bool full) {
   std::lock_guard<std::mutex> pass(pass_mu_);
   if (!leading()) return;  // a follower: the leader schedules (cluster.cc)
+  // No decisions on a view a refused write left ahead of the store: reloaded
+  // first (or, while the store is away, no pass).
+  if (Status s = ReloadIfStale(); !s.ok()) return;
   auto t_pass = std::chrono::steady_clock::now();
   std::vector<exec::TaskSpec> starts;
   // Attempts start once STARTING is durable; Start() only hands each to the
@@ -801,6 +804,7 @@ void BatchService::SchedulePass(bool full) {
   };
   std::promise<void> durable;
   auto durable_f = durable.get_future();
+  bool stored = true;  // (written by the commit's callback before `durable` is set)
   bool prune_logs = false;
   int64_t now = clock_.NowMillis();
   {
@@ -916,18 +920,25 @@ void BatchService::SchedulePass(bool full) {
       // With the scheduler thread, the attempts start from the STARTING commit's
       // callback: this thread goes on (the loop's next pass waits for the commit,
       // StopScheduler for the starts).
+      // An attempt whose STARTING record the store refused is not started: the
+      // view was reloaded from the store (where its job still waits), and the
+      // next pass places it again.
       ++starts_in_flight_;
-      Persist(std::move(out), [this, start_all, specs = std::move(starts)](Result<json::object>) {
-        start_all(specs);
+      Persist(std::move(out), [this, start_all, specs = std::move(starts)](Result<json::object> r) {
+        if (r.ok()) start_all(specs);
         std::lock_guard<std::mutex> l(mu_);
         if (--starts_in_flight_ == 0) starts_done_.notify_all();
       });
       durable.set_value();
     } else {
-      Persist(std::move(out), [&durable](Result<json::object>) { durable.set_value(); });
+      Persist(std::move(out), [&durable, &stored](Result<json::object> r) {
+        stored = r.ok();
+        durable.set_value();
+      });
     }
   }
   durable_f.wait();
+  if (!stored) starts.clear();  // (as above)
   if (prune_logs && !cfg_.log_root.empty()) {
     auto pruned = logs::LogStore(cfg_.log_root).Prune(now - cfg_.job_retention_ms);
     if (pruned.ok() && *pruned > 0) LOG_INFO("pruned {} expired log streams", *pruned);
@@ -1019,6 +1030,10 @@ Status BatchService::RecoverJobs() {
 }
 
 void BatchService::StartScheduler() {
+  {
+    std::lock_guard<std::mutex> l(sched_mu_);
+    sched_stop_ = false;  // (started again after a stop: a server that leads again)
+  }
   {
     std::lock_guard<std::mutex> l(mu_);
     pipelined_starts_ = true;

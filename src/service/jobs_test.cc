@@ -1,3 +1,4 @@
+#include <atomic>
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -707,7 +708,11 @@ TEST_F(JobsTest, FinishedJobsAreForgottenAfterTheRetentionPeriodAndNoOthers) {
 class HeldStore final : public store::Store {
  public:
   explicit HeldStore(store::Store& real) : real_(real) {}
-  Result<std::vector<store::Record>> LoadAll() override { return real_.LoadAll(); }
+  Result<std::vector<store::Record>> LoadAll() override {
+    if (away_) return Status::Server("the store is away");
+    return real_.LoadAll();
+  }
+  void Away(bool away) { away_ = away; }  // LoadAll fails meanwhile
   void Write(store::WriteBatch b, std::function<void(Status)> done) override {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -740,10 +745,20 @@ class HeldStore final : public store::Store {
     }
     for (auto& [b, done] : held) real_.Write(std::move(b), std::move(done));
   }
+  void FailHeld(const Status& s) {  // the held writes fail with `s`, then no more holding
+    std::vector<std::pair<store::WriteBatch, std::function<void(Status)>>> held;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      hold_ = false;
+      held.swap(held_);
+    }
+    for (auto& [b, done] : held) done(s);
+  }
 
  private:
   store::Store& real_;
   mutable std::mutex mu_;
+  std::atomic<bool> away_{false};
   bool hold_ = false;
   std::vector<std::pair<store::WriteBatch, std::function<void(Status)>>> held_;
 };
@@ -795,7 +810,8 @@ bool Eventually(F done) {
 // decides them all, and no other pass is due until its 1 s tick).
 class SchedulerLoopTest : public ::testing::Test {
  protected:
-  void Start(int64_t capacity_pass_interval_us, int vcpus = 2, int submitted = 0) {
+  void Start(int64_t capacity_pass_interval_us, int vcpus = 2, int submitted = 0,
+             bool hold = false) {
     auto real = store::OpenSqliteStore(":memory:");
     ASSERT_TRUE(real.ok());
     real_ = std::move(*real);
@@ -819,6 +835,7 @@ class SchedulerLoopTest : public ::testing::Test {
       ASSERT_TRUE(svc_->CallSync(op, J(body)).ok()) << op;
     }
     for (int i = 0; i < submitted; ++i) Submit();
+    if (hold) store_->Hold();  // (the writes of the first pass on)
     svc_->StartScheduler();
   }
   void TearDown() override {
@@ -894,6 +911,26 @@ TEST_F(SchedulerLoopTest, AnExitIsStoredWithThePassItWakesAndAcknowledgedOnceTha
     ASSERT_TRUE(d.ok());
     EXPECT_EQ(d->at("jobs").as_array()[0].at("status").as_string(), "SUCCEEDED");
   }
+}
+
+TEST_F(SchedulerLoopTest, AnAttemptWhoseStartingRecordTheStoreRefusedIsNotStarted) {
+  // Given a waiting job whose pass's STARTING write fails while the store is away
+  // (so that the view cannot be reloaded either), its attempt is not started; once the
+  // store is back, a pass (within the 1 s tick) reloads the view, where the job still
+  // waits, places it again and starts it, once.
+  Start(/*capacity_pass_interval_us=*/0, /*vcpus=*/2, /*submitted=*/1, /*hold=*/true);
+  ASSERT_TRUE(Eventually([&] { return store_->Held() == 1; }));
+  store_->Away(true);
+  store_->FailHeld(Status::Server("the store went away"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(exec_.Started().empty()) << "started though its STARTING record was not stored";
+  store_->Away(false);
+  ASSERT_TRUE(Eventually([&] { return exec_.Started().size() == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // (a tick's pass more)
+  EXPECT_EQ(exec_.Started().size(), 1u);
+  auto d = svc_->CallSync("DescribeJobs", J(R"({"jobs":[")" + exec_.Started()[0].job_id + R"("]})"));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->at("jobs").as_array()[0].at("status").as_string(), "STARTING");
 }
 
 TEST_F(SchedulerLoopTest, APassWokenByExitsWaitsForTheCapacityIntervalOneWokenByASubmissionDoesNot) {

@@ -12,7 +12,7 @@ import unittest
 
 import botocore.exceptions
 
-from harness import DroverServer, using_pg
+from harness import MANAGED_RESOURCES, DroverServer, using_pg, wait_for
 
 PG_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "pg.sh")
 
@@ -76,6 +76,55 @@ class StoreOutageTest(unittest.TestCase):
         listed = {p["arn"].rsplit("/", 1)[1]
                   for p in batch.list_scheduling_policies()["schedulingPolicies"]}
         self.assertEqual(listed, {"before", "after"})
+
+    def test_the_leader_follows_while_the_database_is_down_and_leads_again_after(self):
+        """Given a server leading on its own PostgreSQL with a job running, when PostgreSQL stops the server should lose the scheduler lease and step down without exiting (the job running on); once PostgreSQL is back it should lead again, hear the job's exit, and run new jobs."""
+        tmp = tempfile.mkdtemp(prefix="drover-pg-lease-")
+        os.chmod(tmp, 0o755)
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cluster, port = os.path.join(tmp, "pg"), free_port()
+        url = self.pg("start", cluster, str(port))
+        self.addCleanup(self.pg, "stop", cluster)
+        server = DroverServer()
+        self.addCleanup(server.cleanup)
+        server.store_url = url
+        server.start()
+        batch = server.client()
+        batch.create_compute_environment(computeEnvironmentName="ce", type="MANAGED",
+                                         computeResources=MANAGED_RESOURCES)
+        batch.create_job_queue(jobQueueName="q", priority=1,
+                               computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "ce"}])
+        batch.register_job_definition(
+            jobDefinitionName="nap", type="container",
+            containerProperties={"image": "busybox", "command": ["sleep", "2"],
+                                 "resourceRequirements": [{"type": "VCPU", "value": "0.25"},
+                                                          {"type": "MEMORY", "value": "32"}]})
+
+        def status(job_id):
+            return batch.describe_jobs(jobs=[job_id])["jobs"][0]
+
+        during = batch.submit_job(jobName="during", jobQueue="q", jobDefinition="nap")["jobId"]
+        wait_for("the job RUNNING", lambda: status(during)["status"] == "RUNNING")
+
+        self.pg("stop", cluster)
+        wait_for("the lease lost", lambda: "following until this server holds it again"
+                 in server.log(), timeout=20)
+        self.assertIsNone(server.exit_code(), "the server exited when it lost the lease")
+
+        self.pg("resume", cluster, str(port))
+        wait_for("the lease taken again",
+                 lambda: server.log().count("this server holds the scheduler lease") == 2,
+                 timeout=30)
+        job = wait_for("the job SUCCEEDED after the outage",
+                       lambda: (lambda j: j if j["status"] in ("SUCCEEDED", "FAILED") else None)(
+                           status(during)), timeout=60)
+        self.assertEqual(job["status"], "SUCCEEDED", job.get("statusReason"))
+        self.assertEqual(len(job["attempts"]), 1, job["attempts"])
+        after = batch.submit_job(jobName="after", jobQueue="q", jobDefinition="nap",
+                                 containerOverrides={"command": ["true"]})["jobId"]
+        wait_for("a job submitted after the outage SUCCEEDED",
+                 lambda: status(after)["status"] == "SUCCEEDED", timeout=60)
+        self.assertIsNone(server.exit_code())
 
 
 if __name__ == "__main__":
