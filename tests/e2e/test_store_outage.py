@@ -42,8 +42,9 @@ class StoreOutageTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return p.stdout.strip()
 
-    def test_writes_fail_while_the_database_is_down_and_work_again_after(self):
-        """Given a server whose PostgreSQL stops, creates should fail with ServerException 500 and leave nothing behind; once PostgreSQL is back, the same server should answer and store writes again, and everything acknowledged should survive a restart."""
+    def server_on_own_cluster(self):
+        """A started server on a PostgreSQL cluster of its own (not the shared test server),
+        which the test may stop; returns (server, cluster directory, port)."""
         tmp = tempfile.mkdtemp(prefix="drover-pg-outage-")
         os.chmod(tmp, 0o755)
         self.addCleanup(shutil.rmtree, tmp, True)
@@ -52,8 +53,13 @@ class StoreOutageTest(unittest.TestCase):
         self.addCleanup(self.pg, "stop", cluster)
         server = DroverServer()
         self.addCleanup(server.cleanup)
-        server.store_url = url  # the cluster of its own, not the shared test server
+        server.store_url = url
         server.start()
+        return server, cluster, port
+
+    def test_writes_fail_while_the_database_is_down_and_work_again_after(self):
+        """Given a server whose PostgreSQL stops, creates should fail with ServerException 500 and leave nothing behind; once PostgreSQL is back, the same server should answer and store writes again, and everything acknowledged should survive a restart."""
+        server, cluster, port = self.server_on_own_cluster()
         batch = server.client()
         batch.create_scheduling_policy(name="before")
 
@@ -79,16 +85,7 @@ class StoreOutageTest(unittest.TestCase):
 
     def test_the_leader_follows_while_the_database_is_down_and_leads_again_after(self):
         """Given a server leading on its own PostgreSQL with a job running, when PostgreSQL stops the server should lose the scheduler lease and step down without exiting (the job running on); once PostgreSQL is back it should lead again, hear the job's exit, and run new jobs."""
-        tmp = tempfile.mkdtemp(prefix="drover-pg-lease-")
-        os.chmod(tmp, 0o755)
-        self.addCleanup(shutil.rmtree, tmp, True)
-        cluster, port = os.path.join(tmp, "pg"), free_port()
-        url = self.pg("start", cluster, str(port))
-        self.addCleanup(self.pg, "stop", cluster)
-        server = DroverServer()
-        self.addCleanup(server.cleanup)
-        server.store_url = url
-        server.start()
+        server, cluster, port = self.server_on_own_cluster()
         batch = server.client()
         batch.create_compute_environment(computeEnvironmentName="ce", type="MANAGED",
                                          computeResources=MANAGED_RESOURCES)
