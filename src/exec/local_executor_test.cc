@@ -9,6 +9,7 @@
 
 #include "exec/cgroup.h"
 #include "exec/executor.h"
+#include "exec/supervisor.h"
 #include "logs/logs.h"
 
 namespace drover::exec {
@@ -611,4 +612,15 @@ TEST_F(CgroupExecutorTest, DaemonizedChildrenDieWithTheAttempt) {
 }
 
 }  // namespace
+
+// The supervisor's loop reports a lone attempt's start and exit at once, and
+// lets the events of several gather (exec/supervisor.h, GatherMicros).
+TEST(SupervisorGatherTest, OnlySeveralAttemptsLetEventsGather) {
+  EXPECT_EQ(GatherMicros(0, 3), 0);   // nothing running: (a server's message)
+  EXPECT_EQ(GatherMicros(1, 2), 0);   // one attempt: its events go out at once
+  EXPECT_EQ(GatherMicros(16, 0), 0);  // a turn that only timed out
+  EXPECT_EQ(GatherMicros(2, 1), kGatherMicros);
+  EXPECT_EQ(GatherMicros(16, 5), kGatherMicros);
+}
+
 }  // namespace drover::exec

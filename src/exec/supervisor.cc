@@ -449,6 +449,10 @@ int Supervisor::Run() {
       rm_cv_.notify_one();
     }
     if (Idle() && !was_idle) idle_since_ = now;
+    if (int64_t us = GatherMicros(tasks_.size() + spawning_.size(), n); us > 0) {
+      timespec gather{0, static_cast<long>(us * 1000)};
+      ::nanosleep(&gather, nullptr);
+    }
   }
   ::unlink((opts_.run_dir + "/" + kSocket).c_str());
   ::close(listen_);
@@ -1214,6 +1218,10 @@ void Supervisor::CleanStaleGroups() {
 }
 
 }  // namespace
+
+int64_t GatherMicros(size_t attempts, int events) {
+  return attempts >= 2 && events > 0 ? kGatherMicros : 0;
+}
 
 json::object SpecToJson(const TaskSpec& spec) {
   json::object o{{"taskId", spec.task_id},

@@ -56,6 +56,16 @@ struct SupervisorOptions {
   int ready_fd = -1;
 };
 
+// How long the supervisor's loop lets events gather after a turn that handled
+// `events` while `attempts` were starting or running, before it looks again: 0
+// for one attempt (its start and exit are reported at once), kGatherMicros
+// for more. Under load every wake-up costs (a thread woken on another CPU is
+// ~15 us of CPU on a virtual machine), so starts, exits and output that come
+// together are handled in one turn and reported in one message batch, which
+// wakes the server's reader once for all of them.
+inline constexpr int64_t kGatherMicros = 500;
+int64_t GatherMicros(size_t attempts, int events);
+
 // The task's spec on the wire.
 json::object SpecToJson(const TaskSpec& spec);
 TaskSpec SpecFromJson(const json::object& o);
