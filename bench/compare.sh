@@ -80,10 +80,10 @@ run_drover_scenarios() {
   step ./build/bench/bench_job_latency --data "$work/s3" --jobs "$latency_jobs"
   stop_drover
 
-  say "2. dispatch of $dispatch_jobs trivial jobs"
+  say "2. dispatch of $dispatch_jobs trivial jobs, each burst right after the posix_spawn floor"
   start_drover "$work/s2"
   step $load --data "$work/s2" --mode dispatch --jobs "$dispatch_jobs" --repeats "$repeats" \
-    --timeout 1800
+    --timeout 1800 --floor "./build/bench/bench_spawn_floor --n $floor_n --repeats 1 --only posix_spawn"
   stop_drover
 
   say "4. a $array_size-child array"

@@ -17,6 +17,10 @@
 //   dispatch  --jobs (default 10000) jobs running `true` (0.125 vCPU each) submitted
 //             over 32 connections; jobs/s from the first submission to the last
 //             job's stoppedAt (all must be SUCCEEDED); --repeats runs, one server.
+//             --floor CMD runs CMD (bench_spawn_floor --only posix_spawn ...) right
+//             before each burst and prints each burst's rate as a percentage of the
+//             floor CMD measured just before it: a machine whose speed drifts
+//             within minutes moves both alike.
 //   array     a --array-size (default 10000) child array of `true`: SubmitJob latency,
 //             time until every child is RUNNABLE (or further), time until all SUCCEEDED.
 //   fill      submits until the DISABLED queue holds --depth jobs (scale scenario);
@@ -77,7 +81,7 @@ double Percentile(std::vector<double> v, double p) {
 
 struct Opts {
   std::string data = "./drover-data", endpoint, modes = "submit,describe", conns = "1,8,32,128";
-  std::string prefix;
+  std::string prefix, floor_cmd;
   int requests = 10000, repeats = 3, list_jobs = 10000, jobs = 10000, array_size = 10000;
   int64_t depth = 1000000;
   double seconds = 30, timeout = 900;
@@ -347,14 +351,36 @@ Drain WaitAll(client::Client& c, const std::vector<std::string>& ids, double dea
   return d;
 }
 
+// Runs `cmd` (bench_spawn_floor) and returns the rate of its
+// "spawn_floor_posix_spawn: R /s ..." line, or -1.
+double RunFloor(const std::string& cmd) {
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return -1;
+  double rate = -1;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, f)) {
+    std::sscanf(buf, "spawn_floor_posix_spawn: %lf", &rate);
+  }
+  return ::pclose(f) == 0 ? rate : -1;
+}
+
 void ModeDispatch() {
   client::Client c(ep, sysclock);
   Setup(c, "dispatch", true, 0.125);
   // --repeats bursts one after the other on the same server (the jobs of the
   // earlier ones finished: they only sit in its memory and its log directory).
-  std::vector<double> rates;
+  std::vector<double> rates, floors, ratios;
   std::string extra;
   for (int r = 0; r < opt.repeats; ++r) {
+    if (!opt.floor_cmd.empty()) {
+      double f = RunFloor(opt.floor_cmd);
+      if (f <= 0) {
+        std::printf("%sdispatch_vs_floor_paired: failed (%s printed no posix_spawn rate)\n",
+                    opt.prefix.c_str(), opt.floor_cmd.c_str());
+        return;
+      }
+      floors.push_back(f);
+    }
     double deadline = NowS() + opt.timeout;
     int64_t t0 = EpochMs();
     Burst b = Submit("dispatch", 32, opt.jobs, opt.timeout, true, true);
@@ -367,6 +393,7 @@ void ModeDispatch() {
     }
     double secs = (d.last_stop - t0) / 1000.0;
     rates.push_back(d.succeeded / secs);
+    if (!floors.empty()) ratios.push_back(100 * rates.back() / floors.back());
     char line[160];
     std::snprintf(line, sizeof line,
                   "%d SUCCEEDED, %d FAILED in %.1f s; submission took %.1f s (%d refused, retried)",
@@ -374,6 +401,12 @@ void ModeDispatch() {
     if (r == 0) extra = std::string("first run: ") + line;
   }
   Line("dispatch" + std::to_string(opt.jobs), rates, "jobs/s", "%.1f", extra);
+  if (!ratios.empty()) {
+    Line("dispatch_floor_paired", floors, "/s", "%.0f",
+         "posix_spawn floor measured right before each burst");
+    Line("dispatch_vs_floor_paired", ratios, "%", "%.1f",
+         "each burst's rate ÷ the floor measured right before it");
+  }
 }
 
 void ModeArray() {
@@ -485,6 +518,7 @@ int main(int argc, char** argv) {
     else if (a == "--server-pid") opt.server_pid = std::stoi(v);
     else if (a == "--since-ns") opt.since_ns = std::stoll(v);
     else if (a == "--prefix") opt.prefix = v;
+    else if (a == "--floor") opt.floor_cmd = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;

@@ -20,6 +20,8 @@
 // --extra-fds N opens N more descriptors (at 1024 and above) first, as a host
 // supervisor holds for its pooled groups: posix_spawn and fork copy them into
 // every child, whose exec closes them again; the pooled line's child does not.
+// --only posix_spawn measures and prints the first line only (bench_load's
+// dispatch mode runs it right before each burst: --floor).
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -167,6 +169,7 @@ void Line(const char* key, std::vector<double> v, const std::string& extra) {
 
 int main(int argc, char** argv) {
   int n = 5000, repeats = 3, extra_fds = 0;
+  bool only_posix_spawn = false;
   int p = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -174,6 +177,7 @@ int main(int argc, char** argv) {
     else if (a == "--parallel") p = std::stoi(argv[i + 1]);
     else if (a == "--repeats") repeats = std::stoi(argv[i + 1]);
     else if (a == "--extra-fds") extra_fds = std::stoi(argv[i + 1]);
+    else if (a == "--only") only_posix_spawn = std::string(argv[i + 1]) == "posix_spawn";
   }
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   for (int i = 0; i < extra_fds; ++i) {
@@ -188,6 +192,7 @@ int main(int argc, char** argv) {
   std::vector<double> a, b, c, d;
   for (int r = 0; r < repeats; ++r) {
     a.push_back(Run(n, p, [](int, int) { return SpawnOne(); }));
+    if (only_posix_spawn) continue;
     b.push_back(Run(n, p, [](int, int) { return ForkOne(nullptr); }));
     if (cg->mode() != drover::exec::Cgroups::Mode::kNone) {
       c.push_back(Run(n, p, [&](int w, int i) {
@@ -240,6 +245,7 @@ int main(int argc, char** argv) {
     }
   }
   Line("spawn_floor_posix_spawn", a, with);
+  if (only_posix_spawn) return 0;
   Line("spawn_floor_fork_exec", b, with);
   if (!c.empty()) {
     Line("spawn_floor_cgroup", c, with + "; " + cg->Describe());
