@@ -44,7 +44,7 @@ mkdir -p bench/results
 raw=bench/results/$stamp.log
 out=bench/results/$stamp.md
 work=$(mktemp -d /tmp/drover-compare.XXXXXX)
-trap 'stop_drover; rm -rf "$work"' EXIT
+trap 'stop_drover; [ -z "${extra_pid:-}" ] || kill -TERM "$extra_pid"; rm -rf "$work"' EXIT
 load=./build/bench/bench_load
 say() { echo "== $* ($(date -u +%H:%M:%S))" >&2; }
 record() { tee -a "$raw"; }
@@ -116,6 +116,21 @@ run_scale() {
     --prefix deep_
   step ./build/bench/bench_job_latency --data "$d" --jobs 50 --prefix deep_
   step $load --data "$d" --mode rss --prefix deep_after_ --server-pid "$drover_pid"
+  # The same SubmitJob runs again, alternating with runs against a second, empty
+  # server started now: the ratio is taken pair by pair (this machine's speed
+  # drifts within minutes, and the empty-queue runs above came before the fill).
+  local deep_pid=$drover_pid r
+  DROVER_PORT=$(free_port) start_drover "$work/s5e"
+  extra_pid=$drover_pid drover_pid=$deep_pid
+  for r in $(seq "$repeats"); do
+    step $load --data "$work/s5e" --mode submit --connections 32 --requests "$requests" \
+      --repeats 1 --prefix "pair${r}_empty_"
+    step $load --data "$d" --mode submit --connections 32 --requests "$requests" \
+      --repeats 1 --prefix "pair${r}_deep_"
+  done
+  kill -TERM "$extra_pid" 2>/dev/null || true
+  wait "$extra_pid" 2>/dev/null || true
+  extra_pid=
   stop_drover
   local t0
   t0=$(date +%s%N)

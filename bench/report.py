@@ -145,7 +145,7 @@ def main():
         "spawn_floor_cgroup_pooled")
     d, f = get(dk), get("spawn_floor_posix_spawn")
     paired = get("dispatch_vs_floor_paired")
-    if paired:  # (since 2026-11-23 11:00 UTC; a results file from before has the row below only)
+    if paired:  # (since 2026-11-23 04:00 UTC; a results file from before has the row below only)
         row("2. Floor: posix_spawn, measured right before each dispatch burst",
             "dispatch_floor_paired")
         derived("2. Dispatch ÷ posix_spawn floor measured right before each burst (median of the bursts)",
@@ -183,8 +183,19 @@ def main():
     row("5. SubmitJob, 32 connections, empty queue", "empty_submit_c32")
     row(f"5. SubmitJob, 32 connections, {n} queued", "deep_submit_c32")
     e, dd = get("empty_submit_c32"), get("deep_submit_c32")
-    derived("5. SubmitJob rate at depth ÷ empty", 100 * dd[0] / e[0] if e and dd else None, "%",
-            ("≥", 80, "%"))
+    # (Since 2026-11-23 04:40 UTC: runs alternating between the deep server and a
+    # second, empty one, the ratio taken pair by pair.)
+    pairs, r = [], 1
+    while get(f"pair{r}_empty_submit_c32") and get(f"pair{r}_deep_submit_c32"):
+        pairs.append(100 * get(f"pair{r}_deep_submit_c32")[0] / get(f"pair{r}_empty_submit_c32")[0])
+        r += 1
+    if pairs:
+        pairs.sort()
+        derived(f"5. SubmitJob rate at depth ÷ empty, runs alternating with a second, empty server "
+                f"(median of {len(pairs)} pair{'s' if len(pairs) > 1 else ''})", pairs[len(pairs) // 2], "%", ("≥", 80, "%"),
+                note=f" ({pairs[0]:.0f}–{pairs[-1]:.0f})" if len(pairs) > 1 else "")
+    derived("5. SubmitJob rate at depth ÷ empty" + (", the runs above" if pairs else ""),
+            100 * dd[0] / e[0] if e and dd else None, "%", None if pairs else ("≥", 80, "%"))
     row("5. Scheduling cost: SubmitJob → RUNNING p50, empty queue", "empty_latency_running_p50")
     row(f"5. Scheduling cost: SubmitJob → RUNNING p50, {n} queued elsewhere", "deep_latency_running_p50")
     row(f"5. Restart to serving with {n} jobs", "deep_restart_to_serving", target=("≤", 5, "s"))
