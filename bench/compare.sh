@@ -122,6 +122,10 @@ run_scale() {
   local deep_pid=$drover_pid r
   DROVER_PORT=$(free_port) start_drover "$work/s5e"
   extra_pid=$drover_pid drover_pid=$deep_pid
+  # (A fresh server's first runs are slower, as its files and heap grow: the
+  # empty one is warmed up as the deep one was by its fill, and not counted.)
+  step $load --data "$work/s5e" --mode submit --connections 32 --requests "$requests" \
+    --repeats 2 --prefix warmup_empty_
   for r in $(seq "$repeats"); do
     step $load --data "$work/s5e" --mode submit --connections 32 --requests "$requests" \
       --repeats 1 --prefix "pair${r}_empty_"
