@@ -183,7 +183,7 @@ def main():
     row("5. SubmitJob, 32 connections, empty queue", "empty_submit_c32")
     row(f"5. SubmitJob, 32 connections, {n} queued", "deep_submit_c32")
     e, dd = get("empty_submit_c32"), get("deep_submit_c32")
-    # (Since 2026-11-23 04:40 UTC: runs alternating between the deep server and a
+    # (Since 2026-11-23 04:30 UTC: runs alternating between the deep server and a
     # second, empty one, the ratio taken pair by pair.)
     pairs, r = [], 1
     while get(f"pair{r}_empty_submit_c32") and get(f"pair{r}_deep_submit_c32"):
