@@ -623,4 +623,11 @@ TEST(SupervisorGatherTest, OnlySeveralAttemptsLetEventsGather) {
   EXPECT_EQ(GatherMicros(16, 5), kGatherMicros);
 }
 
+TEST(SupervisorRemoverTest, IsWokenByTheFirstDirectoryAndByAFullBatchOnly) {
+  EXPECT_TRUE(WakeRemover(1));  // it sleeps until something is queued
+  for (size_t n = 2; n < kRemoverBatch; ++n) EXPECT_FALSE(WakeRemover(n)) << n;
+  EXPECT_TRUE(WakeRemover(kRemoverBatch));
+  EXPECT_FALSE(WakeRemover(kRemoverBatch + 1));  // (awake: it takes the whole queue)
+}
+
 }  // namespace drover::exec

@@ -267,6 +267,7 @@ class Supervisor {
     std::unique_ptr<Group> group;
     int64_t started = 0, kill_at = 0, drain_until = 0;
     bool exited = false;
+    bool emptied = false;  // no process of its cgroup was left when it exited
     int status = 0;
   };
   struct Exit {
@@ -361,7 +362,7 @@ class Supervisor {
   std::mutex rm_mu_;
   std::condition_variable rm_cv_;
   std::deque<std::pair<std::string, bool>> rm_queue_;  // (scratch dir, reuse it)
-  bool rm_wake_ = false;  // (the loop's) rm_queue_ grew this turn
+  bool rm_wake_ = false;  // (the loop's) the remover is to be woken this turn
   std::set<std::string> pools_made_;  // (the remover's) <parent>/.pool directories made
   bool rm_stop_ = false;
   std::map<std::string, std::vector<std::string>> scratch_pool_;  // guarded by rm_mu_
@@ -504,15 +505,16 @@ void Supervisor::SaveExits() {
 void Supervisor::Remover() {
   SetThreadName("sup-remover");
   for (;;) {
-    std::pair<std::string, bool> item;
+    std::deque<std::pair<std::string, bool>> batch;
     {
       std::unique_lock<std::mutex> l(rm_mu_);
       rm_cv_.wait(l, [&] { return rm_stop_ || !rm_queue_.empty(); });
       if (rm_queue_.empty()) return;
-      item = std::move(rm_queue_.front());
-      rm_queue_.pop_front();
+      rm_cv_.wait_for(l, std::chrono::milliseconds(kRemoverGatherMs),
+                      [&] { return rm_stop_ || rm_queue_.size() >= kRemoverBatch; });
+      batch.swap(rm_queue_);
     }
-    ReleaseScratch(item.first, item.second);
+    for (auto& [dir, reuse] : batch) ReleaseScratch(dir, reuse);
   }
 }
 
@@ -1008,7 +1010,11 @@ void Supervisor::Exited(uint64_t serial, int status) {
   // The attempt ends with its main process, as ECS does: its whole tree
   // goes, daemonized processes included (the cgroup has them).
   ::kill(-t.pid, SIGKILL);
-  if (t.group && t.group->counters->Populated()) KillGroup(*t.group);
+  if (t.group) {
+    // An empty group stays empty: no process is left in it to start another.
+    t.emptied = !t.group->counters->Populated();
+    if (!t.emptied) KillGroup(*t.group);
+  }
   if (t.out < 0) {
     Finish(serial);
   } else {
@@ -1070,7 +1076,7 @@ void Supervisor::Finish(uint64_t serial) {
     if (now.cpu_time_ns >= 0) usage.cpu_time_ns = now.cpu_time_ns - std::max<int64_t>(0, g.base.cpu_time_ns);
     if (now.oom_kills >= 0) usage.oom_killed = now.oom_kills > std::max<int64_t>(0, g.base.oom_kills);
     g.base = now;
-    if (g.counters->Populated()) {
+    if (!t->emptied && g.counters->Populated()) {
       KillGroup(g);
       returning_.push_back(std::move(t->group));
     } else {
@@ -1081,7 +1087,7 @@ void Supervisor::Finish(uint64_t serial) {
   if (t->spec.scratch_workdir && !t->spec.workdir.empty()) {
     std::lock_guard<std::mutex> l(rm_mu_);
     rm_queue_.emplace_back(t->spec.workdir, emptied);
-    rm_wake_ = true;  // the remover is woken once per turn of the loop (below)
+    if (WakeRemover(rm_queue_.size())) rm_wake_ = true;  // (at the end of the loop's turn)
   }
   int st = t->status;
   json::object record{{"op", "exited"},
@@ -1222,6 +1228,8 @@ void Supervisor::CleanStaleGroups() {
 int64_t GatherMicros(size_t attempts, int events) {
   return attempts >= 2 && events > 0 ? kGatherMicros : 0;
 }
+
+bool WakeRemover(size_t queued) { return queued == 1 || queued == kRemoverBatch; }
 
 json::object SpecToJson(const TaskSpec& spec) {
   json::object o{{"taskId", spec.task_id},

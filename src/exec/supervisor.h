@@ -66,6 +66,16 @@ struct SupervisorOptions {
 inline constexpr int64_t kGatherMicros = 500;
 int64_t GatherMicros(size_t attempts, int events);
 
+// An ended attempt's scratch directory goes to the remover thread, which empties
+// it and puts it back in the pool. The remover takes them in batches: it is
+// woken when its queue stops being empty and when it holds kRemoverBatch
+// directories, and otherwise looks kRemoverGatherMs after the first came (one
+// wake-up per batch instead of one per turn of the loop). WakeRemover: whether
+// the push that made the queue `queued` long wakes it.
+inline constexpr size_t kRemoverBatch = 16;
+inline constexpr int64_t kRemoverGatherMs = 20;
+bool WakeRemover(size_t queued);
+
 // The task's spec on the wire.
 json::object SpecToJson(const TaskSpec& spec);
 TaskSpec SpecFromJson(const json::object& o);

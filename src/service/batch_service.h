@@ -389,4 +389,14 @@ bool IsValidName(std::string_view name);
 Status CheckName(std::string_view what, std::string_view name);
 Status CheckTags(const json::object& tags);
 
+// Whether a wake of the scheduler loop has to notify it. The loop decides
+// from the flags under its mutex, so a wake it would act on the same way as
+// one already pending needs no notify (that would only wake it to sleep
+// again): a wake `full` (anything but exits) while a full one is pending, or
+// exits while any wake is pending, unless they make the vCPUs freed since the
+// last pass (`freed_before` -> `freed_after`) reach half of `host_vcpus`,
+// at which the loop passes at once instead of after the capacity interval.
+bool SchedulerNeedsNotify(bool wake_pending, bool full_pending, bool full, double freed_before,
+                          double freed_after, double host_vcpus);
+
 }  // namespace drover::service

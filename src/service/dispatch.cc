@@ -1068,22 +1068,35 @@ void BatchService::StopScheduler() {
   f.wait();
 }
 
+bool SchedulerNeedsNotify(bool wake_pending, bool full_pending, bool full, double freed_before,
+                          double freed_after, double host_vcpus) {
+  if (!wake_pending) return true;
+  if (full) return !full_pending;
+  return !full_pending && freed_before * 2 < host_vcpus && freed_after * 2 >= host_vcpus;
+}
+
 void BatchService::Wake() {
+  bool notify;
   {
     std::lock_guard<std::mutex> l(sched_mu_);
+    notify = SchedulerNeedsNotify(sched_wake_, sched_full_, true, sched_freed_vcpus_,
+                                  sched_freed_vcpus_, cfg_.host_capacity.vcpus);
     sched_wake_ = true;
     sched_full_ = true;
   }
-  sched_cv_.notify_all();
+  if (notify) sched_cv_.notify_all();
 }
 
 void BatchService::WakeForCapacity(double vcpus) {
+  bool notify;
   {
     std::lock_guard<std::mutex> l(sched_mu_);
+    notify = SchedulerNeedsNotify(sched_wake_, sched_full_, false, sched_freed_vcpus_,
+                                  sched_freed_vcpus_ + vcpus, cfg_.host_capacity.vcpus);
     sched_wake_ = true;
     sched_freed_vcpus_ += vcpus;
   }
-  sched_cv_.notify_all();
+  if (notify) sched_cv_.notify_all();
 }
 
 void BatchService::SchedulerLoop() {

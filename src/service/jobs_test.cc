@@ -967,5 +967,17 @@ TEST_F(SchedulerLoopTest, ExitsThatFreeHalfTheHostDoNotWaitForTheCapacityInterva
       << "exits that freed half the host waited for the capacity interval";
 }
 
+TEST(SchedulerNotifyTest, OnlyAWakeThatChangesTheLoopsDecisionNotifiesIt) {
+  // (wake pending, full pending, this wake full, freed before, after, host vCPUs)
+  EXPECT_TRUE(SchedulerNeedsNotify(false, false, false, 0, 0.125, 2));  // asleep until its tick
+  EXPECT_TRUE(SchedulerNeedsNotify(false, true, true, 0, 0, 2));
+  EXPECT_FALSE(SchedulerNeedsNotify(true, false, false, 0.125, 0.25, 2));  // waits for the interval
+  EXPECT_TRUE(SchedulerNeedsNotify(true, false, false, 0.875, 1, 2));     // half the host: now
+  EXPECT_FALSE(SchedulerNeedsNotify(true, false, false, 1, 1.125, 2));    // (notified at half)
+  EXPECT_TRUE(SchedulerNeedsNotify(true, false, true, 0.25, 0.25, 2));    // a submission: now
+  EXPECT_FALSE(SchedulerNeedsNotify(true, true, true, 0, 0, 2));          // one is pending
+  EXPECT_FALSE(SchedulerNeedsNotify(true, true, false, 0.875, 1, 2));     // (it passes at once)
+}
+
 }  // namespace
 }  // namespace drover::service
