@@ -313,6 +313,7 @@ class Supervisor {
   // a journal, allocating next to many recently freed inodes is slow: making
   // and deleting a directory per attempt was a large share of dispatch CPU).
   std::string MakeScratch(const TaskSpec& spec);
+  void QueueScratch(const std::string& dir, bool reuse);
   void ReleaseScratch(const std::string& dir, bool reuse);
   void Remover();
 
@@ -548,6 +549,13 @@ std::string Supervisor::MakeScratch(const TaskSpec& spec) {
            std::to_string(*spec.uid) + ": " + std::strerror(errno);
   }
   return "";
+}
+
+// On the loop: hands an ended attempt's scratch directory to the remover.
+void Supervisor::QueueScratch(const std::string& dir, bool reuse) {
+  std::lock_guard<std::mutex> l(rm_mu_);
+  rm_queue_.emplace_back(dir, reuse);
+  if (WakeRemover(rm_queue_.size())) rm_wake_ = true;  // (at the end of the loop's turn)
 }
 
 // On the remover thread: empties the directory and puts it in the pool (or
@@ -811,7 +819,7 @@ void Supervisor::OnSpawned() {
       if (t->pid > 0) early_exits_.erase(t->pid);  // (reaped here or by the spawner)
       (void)t->writer->Close();
       if (t->group) Recycle(std::move(t->group));
-      if (t->spec.scratch_workdir) ReleaseScratch(t->spec.workdir, true);
+      if (t->spec.scratch_workdir) QueueScratch(t->spec.workdir, true);
       Send(sp.owner, {{"op", "failed"}, {"task", id}, {"client", s.client}, {"error", s.error}});
       continue;
     }
@@ -1084,11 +1092,7 @@ void Supervisor::Finish(uint64_t serial) {
       Recycle(std::move(t->group));
     }
   }
-  if (t->spec.scratch_workdir && !t->spec.workdir.empty()) {
-    std::lock_guard<std::mutex> l(rm_mu_);
-    rm_queue_.emplace_back(t->spec.workdir, emptied);
-    if (WakeRemover(rm_queue_.size())) rm_wake_ = true;  // (at the end of the loop's turn)
-  }
+  if (t->spec.scratch_workdir && !t->spec.workdir.empty()) QueueScratch(t->spec.workdir, emptied);
   int st = t->status;
   json::object record{{"op", "exited"},
                       {"task", t->spec.task_id},
