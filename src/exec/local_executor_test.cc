@@ -159,6 +159,34 @@ TEST_F(LocalExecutorTest, MissingCommandsFailToStart) {
   EXPECT_FALSE(exec_->Start(s).ok());
 }
 
+TEST_F(LocalExecutorTest, WhatFailsInTheChildBeforeItsExecIsAFailedStartSayingWhy) {
+  // Given attempts whose child process is made but cannot become the job (its
+  // command is not there, its working directory is not there), each ends as a
+  // failed start of its own doing, with the reason, never as running; and an
+  // attempt started beside them runs as usual.
+  ASSERT_TRUE(exec_->Start(Spec("c1", {"/nonexistent/drover-command"})).ok());
+  TaskSpec nodir = Spec("c2", {"true"});
+  nodir.workdir = (root_ / "no-such-dir").string();
+  ASSERT_TRUE(exec_->Start(nodir).ok());
+  ASSERT_TRUE(exec_->Start(Spec("c3", {"sh", "-c", "exit 4"})).ok());
+  TaskEvent e1 = WaitExit("c1"), e2 = WaitExit("c2"), e3 = WaitExit("c3");
+  for (const TaskEvent* e : {&e1, &e2}) {
+    EXPECT_TRUE(e->start_failed) << e->task_id;
+    EXPECT_TRUE(e->client_error) << e->task_id;
+  }
+  EXPECT_EQ(e1.reason, "CannotStartContainerError: /nonexistent/drover-command: No such file or directory");
+  EXPECT_EQ(e2.reason, "CannotStartContainerError: cannot enter the working directory " +
+                           nodir.workdir + ": No such file or directory");
+  EXPECT_FALSE(e3.start_failed);
+  EXPECT_EQ(e3.exit_code, 4);
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& e : events_) {
+    if (e.task_id != "c3") {
+      EXPECT_NE(e.kind, TaskEvent::Kind::kRunning) << e.task_id;
+    }
+  }
+}
+
 TEST_F(LocalExecutorTest, TerminateKillsTheWholeProcessTree) {
   // Given a shell that ignores SIGTERM and has a background child, terminate should
   // SIGKILL the group after the grace period and leave no process behind.

@@ -35,8 +35,28 @@ pid_t Clone3(clone_args* ca, int (*fn)(void*), void* arg) {
       : "rcx", "r11", "memory", "cc");
   return static_cast<pid_t>(rax);
 }
+
+long RawSyscall(long n, long a1, long a2, long a3, long a4, long a5, long a6) {
+  register long rax asm("rax") = n;
+  register long rdi asm("rdi") = a1;
+  register long rsi asm("rsi") = a2;
+  register long rdx asm("rdx") = a3;
+  register long r10 asm("r10") = a4;
+  register long r8 asm("r8") = a5;
+  register long r9 asm("r9") = a6;
+  asm volatile("syscall"
+               : "+r"(rax)
+               : "r"(rdi), "r"(rsi), "r"(rdx), "r"(r10), "r"(r8), "r"(r9)
+               : "rcx", "r11", "memory");
+  return rax;
+}
 #else
 pid_t Clone3(clone_args*, int (*)(void*), void*) { return -ENOSYS; }
+
+long RawSyscall(long n, long a1, long a2, long a3, long a4, long a5, long a6) {
+  long r = ::syscall(n, a1, a2, a3, a4, a5, a6);
+  return r < 0 ? -errno : r;
+}
 #endif
 
 namespace {

@@ -1,9 +1,10 @@
 // Spawn: the system-call primitives a job's process is made with (the
 // supervisor's Spawn() and bench/spawn_floor.cc use them).
 //
-// A child made with CLONE_VM | CLONE_VFORK shares its parent's memory until it
-// execs (the parent thread waits meanwhile), so it only makes system calls on
-// what was prepared beforehand. Two ways to keep its start cheap:
+// A child made with CLONE_VM shares its parent's memory until it execs (with
+// CLONE_VFORK the parent thread waits meanwhile; without, it runs on beside the
+// child), so it only makes system calls (RawSyscall) on what was prepared
+// beforehand. Two ways to keep its start cheap:
 //   - CLONE_FILES: the child starts on its parent's descriptor table and takes
 //     a copy of the low descriptors only (UnshareDescriptorsFrom), instead of a
 //     copy of every one that its exec then closes one by one;
@@ -36,5 +37,19 @@ int UnshareDescriptorsFrom(int keep);
 
 // Whether this kernel can (Linux 5.9); asks a forked child.
 bool CanUnshareDescriptors();
+
+// A system call that leaves errno alone: its result, or -errno. For a child
+// made with CLONE_VM that runs beside its parent: glibc's wrappers would set
+// errno in the parent thread's storage (the child runs on that thread's TLS).
+// kRawSyscalls: whether it is a bare `syscall` instruction here (x86-64); where
+// it is not, it goes through glibc's syscall() and such a child must not run
+// beside its parent (CLONE_VFORK).
+#if defined(__x86_64__)
+inline constexpr bool kRawSyscalls = true;
+#else
+inline constexpr bool kRawSyscalls = false;
+#endif
+long RawSyscall(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0,
+                long a6 = 0);
 
 }  // namespace drover::exec

@@ -136,4 +136,11 @@ TEST(SpawnTest, AProcessIsBornOnlyInAGroupWhoseKillCountMatchesItsCreatorsOwn) {
 }
 
 }  // namespace
+TEST(SpawnTest, ARawSystemCallReturnsMinusErrnoAndLeavesErrnoAlone) {
+  errno = 1234;
+  EXPECT_EQ(RawSyscall(SYS_close, -1), -EBADF);
+  EXPECT_EQ(RawSyscall(SYS_getpid), static_cast<long>(::getpid()));
+  EXPECT_EQ(errno, 1234);
+}
+
 }  // namespace drover::exec

@@ -3,10 +3,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -30,6 +30,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 
 #include "common/clock.h"
@@ -60,7 +61,9 @@ constexpr size_t kMaxPooledScratch = 256;
 
 // What the child of Supervisor::Spawn() works with, all prepared beforehand:
 // it shares the supervisor's memory (and, with `keep` >= 0, its descriptor
-// table until it takes a copy of its own), so it makes system calls only.
+// table until it takes a copy of its own), so it makes system calls only, raw
+// ones (RawSyscall: the supervisor's loop runs on meanwhile, and glibc's
+// wrappers would write errno into the loop thread's storage).
 struct ChildArgs {
   const std::vector<int>& procs;  // cgroup.procs files to write its pid into
   int v2_procs;                   // one more (-1: none, or it was born there)
@@ -82,54 +85,75 @@ struct ChildArgs {
   int err = 0;  // set by the child when it fails before exec
 };
 
+template <typename T>
+long SyscallArg(T v) {
+  if constexpr (std::is_null_pointer_v<T>) {
+    return 0;
+  } else if constexpr (std::is_pointer_v<T>) {
+    return reinterpret_cast<long>(v);
+  } else {
+    return static_cast<long>(v);
+  }
+}
+
 // The job: its own process group, in its cgroup before it runs anything.
 int ChildMain(void* p) {
   ChildArgs& a = *static_cast<ChildArgs*>(p);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::signal(s, SIG_DFL);
-  ::setpgid(0, 0);
-  int err = 0;
+  auto sys = [](long n, auto... args) { return RawSyscall(n, SyscallArg(args)...); };
+  const uint64_t no_signals = 0;
+  sys(SYS_rt_sigprocmask, SIG_SETMASK, &no_signals, nullptr, sizeof no_signals);
+  struct {  // the kernel's struct sigaction: SIG_DFL, no flags, no mask
+    long handler = 0;
+    unsigned long flags = 0;
+    long restorer = 0;
+    uint64_t mask = 0;
+  } dfl;
+  for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) sys(SYS_rt_sigaction, s, &dfl, nullptr, sizeof dfl.mask);
+  sys(SYS_setpgid, 0, 0);
+  long err = 0;
   char pidbuf[24];
   int len = 0;
-  for (long v = ::syscall(SYS_getpid); v > 0; v /= 10) pidbuf[len++] = static_cast<char>('0' + v % 10);
+  for (long v = sys(SYS_getpid); v > 0; v /= 10) pidbuf[len++] = static_cast<char>('0' + v % 10);
   for (int i = 0; i < len / 2; ++i) std::swap(pidbuf[i], pidbuf[len - 1 - i]);
+  auto join = [&](int fd) {
+    long r = sys(SYS_write, fd, pidbuf, len);
+    return r == len ? 0 : r < 0 ? -r : EIO;
+  };
   for (int fd : a.procs) {
-    if (!err && ::write(fd, pidbuf, len) != len) err = errno;
+    if (!err) err = join(fd);
   }
-  if (!err && a.v2_procs >= 0 && ::write(a.v2_procs, pidbuf, len) != len) err = errno;
-  if (!err && a.keep >= 0) err = UnshareDescriptorsFrom(a.keep);
+  if (!err && a.v2_procs >= 0) err = join(a.v2_procs);
+  if (!err && a.keep >= 0) err = -sys(SYS_close_range, a.keep, ~0U, CLOSE_RANGE_UNSHARE);
   if (err) {  // (the table may still be the supervisor's: nothing more is done to it)
-    a.err = err;
-    ::_exit(127);
+    a.err = static_cast<int>(err);
+    sys(SYS_exit_group, 127);
   }
-  for (const auto& [resource, value] : a.limits) ::setrlimit(resource, &value);
+  for (const auto& [resource, value] : a.limits) sys(SYS_prlimit64, 0, resource, &value, nullptr);
   if (a.sandbox) {
     // The image's root filesystem with a writable layer of its own, mounted in
     // a mount namespace of the attempt's (it vanishes with it); bubblewrap,
     // running as the job's user, then makes it the root of every namespace.
-    if (::unshare(CLONE_NEWNS) != 0 ||
-        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
-        ::mount("overlay", a.merged, "overlay", 0, a.overlay_opts) != 0) {
-      err = errno;
-    }
+    err = -sys(SYS_unshare, CLONE_NEWNS);
+    if (!err) err = -sys(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+    if (!err) err = -sys(SYS_mount, "overlay", a.merged, "overlay", 0, a.overlay_opts);
   }
-  if (!err && a.gid >= 0 &&
-      (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, a.gid, a.gid, a.gid) != 0)) {
-    err = errno;
+  if (!err && a.gid >= 0) {
+    err = -sys(SYS_setgroups, 0, nullptr);
+    if (!err) err = -sys(SYS_setresgid, a.gid, a.gid, a.gid);
   }
-  if (!err && a.uid >= 0 && ::syscall(SYS_setresuid, a.uid, a.uid, a.uid) != 0) err = errno;
-  if (!err && ::chdir(a.workdir) != 0) err = errno + kChdirFailed;
+  if (!err && a.uid >= 0) err = -sys(SYS_setresuid, a.uid, a.uid, a.uid);
   if (!err) {
-    if (a.devnull >= 0) ::dup2(a.devnull, 0);
-    ::dup2(a.out, 1);
-    ::dup2(a.out, 2);
-    ::execve(a.path, a.argv, a.envp);
-    err = errno;
+    if (long r = sys(SYS_chdir, a.workdir); r < 0) err = -r + kChdirFailed;
   }
-  a.err = err;
-  ::_exit(127);
+  if (!err) {
+    if (a.devnull >= 0) sys(SYS_dup3, a.devnull, 0, 0);
+    sys(SYS_dup3, a.out, 1, 0);
+    sys(SYS_dup3, a.out, 2, 0);
+    err = -sys(SYS_execve, a.path, a.argv, a.envp);
+  }
+  a.err = static_cast<int>(err);
+  sys(SYS_exit_group, 127);
+  return 127;
 }
 
 int64_t NowMs() {
@@ -177,7 +201,7 @@ bool MakeAddress(const std::string& run_dir, Address& a) {
 }
 
 // Resolves argv[0] against the PATH of the job's environment (not the supervisor's).
-// What was found is remembered for a second (per spawner thread, by PATH and
+// What was found is remembered for a second (by PATH and
 // name): the walk costs an access() per directory until the command is found,
 // four for `true` under Debian's default PATH, and the same few commands start
 // attempt after attempt. (A command installed earlier in the PATH meanwhile is
@@ -237,7 +261,7 @@ class Supervisor {
   int Run();
 
  private:
-  enum Kind : uint64_t { kListen = 1, kConn = 2, kOut = 3, kChild = 4, kSpawned = 5 };
+  enum Kind : uint64_t { kListen = 1, kConn = 2, kOut = 3, kChild = 4 };
   static uint64_t Key(Kind k, uint64_t id) { return (static_cast<uint64_t>(k) << 56) | id; }
 
   struct Conn {
@@ -284,9 +308,8 @@ class Supervisor {
   void FlushUnsent();  // the messages Send() queued this turn of the loop
   void Handle(uint64_t conn, const json::object& msg);
   void Start(uint64_t conn, const json::object& msg);
-  std::string Spawn(Task& t, bool* client_error);
-  void Spawner();
-  void OnSpawned();
+  struct Launch;
+  std::string Spawn(Launch& l, bool* client_error);
   void Exited(uint64_t serial, int status);
   void ReapChildren();
   void OnOutput(uint64_t serial);
@@ -321,7 +344,7 @@ class Supervisor {
   int listen_ = -1, ep_ = -1, sigfd_ = -1, devnull_ = -1;
   rlimit nofile_{};  // the limit jobs get unless their ulimits say otherwise
   bool share_fds_ = false;  // children start on the supervisor's descriptor table (ChildArgs::keep)
-  std::atomic<bool> born_ok_{true};  // clone3 can place a child in its v2 group (Linux 5.7)
+  bool born_ok_ = true;  // clone3 can place a child in its v2 group (Linux 5.7)
   SystemClock clock_;
   std::unique_ptr<Cgroups> cgroups_;
   uint64_t next_conn_ = 1, next_task_ = 1, next_group_ = 1;
@@ -338,27 +361,41 @@ class Supervisor {
   std::vector<std::unique_ptr<Group>> free_;          // ready for the next attempt
   std::vector<std::unique_ptr<Group>> returning_;     // processes still dying in them
   int64_t idle_since_ = 0;
-  // Processes are started on spawner threads: a vfork waits until its child
-  // has exec'd (joined its cgroup, dropped privileges: hundreds of
-  // microseconds on a busy host), and the loop serves everything else meanwhile.
-  static constexpr int kSpawners = 2;
+  // An attempt between its start message and its process having exec'd.
   struct Spawning {
     uint64_t owner = 0;      // hears "started" or "failed"
     int64_t term_grace = -1;  // a "term" that came first: applied once it runs
   };
-  struct Spawned {
+  // A child on its way to exec: made from the loop with CLONE_VM but without
+  // CLONE_VFORK, it runs beside the loop (which goes on serving) on the stack
+  // and the arguments held here, and the kernel clears `ctid`
+  // (CLONE_CHILD_CLEARTID) once it has exec'd or died: the loop looks at the
+  // end of every turn (PollLaunches). A vfork would hold its parent until the
+  // exec (hundreds of microseconds on a busy host: on the loop, the starts and
+  // exits of every other attempt waited behind it; on spawner threads, each
+  // start cost two hand-offs between threads and a wake-up of the vfork's parent).
+  struct Launch {
     std::unique_ptr<Task> task;
-    std::string error;
-    bool client = true;
+    std::string argv0;  // (for errors)
+    std::vector<std::string> argv, env;
+    std::vector<char*> cargv, cenv;
+    std::vector<std::pair<int, rlimit>> limits;
+    std::string path, merged, overlay_opts;
+    std::unique_ptr<char[]> stack;
+    std::unique_ptr<ChildArgs> args;
+    int out_w = -1;       // the output pipe's write end, closed here once the child has its own
+    alignas(4) pid_t ctid = 1;  // 0 once the child has exec'd or exited
   };
-  std::unordered_map<std::string, Spawning> spawning_;  // loop only
+  bool Launched(const Launch& l) const { return __atomic_load_n(&l.ctid, __ATOMIC_ACQUIRE) == 0; }
+  void PollLaunches();
+  void WaitLoneLaunch();
+  void Running(std::unique_ptr<Task> t);
+  void SpawnFailed(std::unique_ptr<Task> t, const std::string& error, bool client);
+  std::unordered_map<std::string, Spawning> spawning_;
+  std::vector<std::unique_ptr<Launch>> launching_;
+  static constexpr size_t kChildStack = 64 << 10, kMaxFreeStacks = 64;
+  std::vector<std::unique_ptr<char[]>> free_stacks_;  // launches' stacks, for the next ones
   std::unordered_map<pid_t, int> early_exits_;  // reaped before their spawn came back (loop only)
-  std::mutex sp_mu_;
-  std::condition_variable sp_cv_;
-  std::deque<std::unique_ptr<Task>> sp_queue_;  // guarded by sp_mu_
-  std::deque<Spawned> sp_done_;                 // guarded by sp_mu_
-  bool sp_stop_ = false;                        // guarded by sp_mu_
-  int sp_event_ = -1;                           // eventfd: sp_done_ has entries
   // Workdirs are removed on a thread of their own (a big one must not stall starts).
   std::mutex rm_mu_;
   std::condition_variable rm_cv_;
@@ -392,19 +429,17 @@ int Supervisor::Run() {
   ::epoll_ctl(ep_, EPOLL_CTL_ADD, listen_, &ev);
   ev = {EPOLLIN, {.u64 = Key(kChild, 0)}};
   ::epoll_ctl(ep_, EPOLL_CTL_ADD, sigfd_, &ev);
-  sp_event_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  ev = {EPOLLIN, {.u64 = Key(kSpawned, 0)}};
-  ::epoll_ctl(ep_, EPOLL_CTL_ADD, sp_event_, &ev);
   std::thread remover([this] { Remover(); });
-  std::vector<std::thread> spawners;
-  for (int i = 0; i < kSpawners; ++i) spawners.emplace_back([this] { Spawner(); });
   idle_since_ = NowMs();
   std::vector<epoll_event> events(256);
   for (;;) {
+    WaitLoneLaunch();
     int64_t now = NowMs();
     int timeout = -1;
     if (!timers_.empty()) timeout = static_cast<int>(std::max<int64_t>(0, timers_.begin()->first - now));
     if (!returning_.empty()) timeout = timeout < 0 ? 20 : std::min(timeout, 20);
+    // (children on their way to exec are looked at after each turn)
+    if (!launching_.empty()) timeout = timeout < 0 ? 1 : std::min(timeout, 1);
     if (Idle()) {
       // Idle with nobody connected: leave after a second (a server that
       // connects meanwhile keeps it; one that finds it gone starts another).
@@ -423,7 +458,6 @@ int Supervisor::Run() {
       switch (static_cast<Kind>(key >> 56)) {
         case kListen: Accept(); break;
         case kChild: ReapChildren(); break;
-        case kSpawned: OnSpawned(); break;
         case kOut: OnOutput(id); break;
         case kConn: {
           auto it = conns_.find(id);
@@ -445,6 +479,7 @@ int Supervisor::Run() {
       it = returning_.erase(it);
       Recycle(std::move(g));
     }
+    PollLaunches();
     FlushUnsent();
     if (rm_wake_) {
       rm_wake_ = false;
@@ -466,12 +501,6 @@ int Supervisor::Run() {
   }
   rm_cv_.notify_all();
   remover.join();
-  {
-    std::lock_guard<std::mutex> l(sp_mu_);
-    sp_stop_ = true;
-  }
-  sp_cv_.notify_all();
-  for (auto& t : spawners) t.join();
   return 0;
 }
 
@@ -773,113 +802,134 @@ void Supervisor::Start(uint64_t conn, const json::object& msg) {
     }
   }
   spawning_[id].owner = conn;
-  {
-    std::lock_guard<std::mutex> l(sp_mu_);
-    sp_queue_.push_back(std::move(t));
+  auto l = std::make_unique<Launch>();
+  l->task = std::move(t);
+  bool client = true;
+  if (std::string error = Spawn(*l, &client); !error.empty()) {
+    SpawnFailed(std::move(l->task), error, client);
+    return;
   }
-  sp_cv_.notify_one();
+  launching_.push_back(std::move(l));
 }
 
-void Supervisor::Spawner() {
-  SetThreadName("sup-spawner");
-  for (;;) {
-    Spawned s;
-    {
-      std::unique_lock<std::mutex> l(sp_mu_);
-      sp_cv_.wait(l, [&] { return sp_stop_ || !sp_queue_.empty(); });
-      if (sp_queue_.empty()) return;
-      s.task = std::move(sp_queue_.front());
-      sp_queue_.pop_front();
-    }
-    s.error = Spawn(*s.task, &s.client);
-    {
-      std::lock_guard<std::mutex> l(sp_mu_);
-      sp_done_.push_back(std::move(s));
-    }
-    uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(sp_event_, &one, sizeof one);
+// With one attempt on the host and its child on its way to exec, the loop
+// waits for the exec (as a vfork would): nothing else is there to serve, and the
+// attempt's "started" goes out at once.
+void Supervisor::WaitLoneLaunch() {
+  if (launching_.size() != 1 || !tasks_.empty()) return;
+  Launch& l = *launching_.front();
+  timespec limit{0, 20'000'000};
+  while (!Launched(l)) {
+    long r = RawSyscall(SYS_futex, reinterpret_cast<long>(&l.ctid), FUTEX_WAIT, 1,
+                        reinterpret_cast<long>(&limit));
+    if (r == -ETIMEDOUT) break;  // (a child stopped on its way: the loop goes on)
   }
+  PollLaunches();
+  FlushUnsent();
 }
 
-// Back on the loop: a spawn came back; the attempt runs (or says why not).
-void Supervisor::OnSpawned() {
-  uint64_t v;
-  [[maybe_unused]] auto n = ::read(sp_event_, &v, sizeof v);
-  std::deque<Spawned> done;
-  {
-    std::lock_guard<std::mutex> l(sp_mu_);
-    done.swap(sp_done_);
-  }
-  for (Spawned& s : done) {
-    std::unique_ptr<Task> t = std::move(s.task);
-    const std::string id = t->spec.task_id;
-    Spawning sp = spawning_[id];
-    spawning_.erase(id);
-    if (!s.error.empty()) {
-      if (t->pid > 0) early_exits_.erase(t->pid);  // (reaped here or by the spawner)
-      (void)t->writer->Close();
-      if (t->group) Recycle(std::move(t->group));
-      if (t->spec.scratch_workdir) QueueScratch(t->spec.workdir, true);
-      Send(sp.owner, {{"op", "failed"}, {"task", id}, {"client", s.client}, {"error", s.error}});
+// Children that have exec'd (or failed to) since the last look.
+void Supervisor::PollLaunches() {
+  for (size_t i = 0; i < launching_.size();) {
+    if (!Launched(*launching_[i])) {
+      ++i;
       continue;
     }
-    uint64_t serial = next_task_++;
-    t->owner = sp.owner;
-    epoll_event ev{EPOLLIN, {.u64 = Key(kOut, serial)}};
-    ::epoll_ctl(ep_, EPOLL_CTL_ADD, t->out, &ev);
-    by_id_[id] = serial;
-    Send(sp.owner, {{"op", "started"}, {"task", id}, {"pid", t->pid}, {"at", t->started}});
-    pid_t pid = t->pid;
-    tasks_[serial] = std::move(t);
-    if (auto e = early_exits_.find(pid); e != early_exits_.end()) {
-      int status = e->second;
-      early_exits_.erase(e);
-      Exited(serial, status);
+    std::unique_ptr<Launch> l = std::move(launching_[i]);
+    launching_[i] = std::move(launching_.back());
+    launching_.pop_back();
+    ::close(l->out_w);  // (the child's descriptor table is its own now, or gone)
+    if (free_stacks_.size() < kMaxFreeStacks) free_stacks_.push_back(std::move(l->stack));
+    std::unique_ptr<Task> t = std::move(l->task);
+    if (int err = l->args->err; err != 0) {
+      // It failed before its exec and exits: reaped here, or already by
+      // ReapChildren (which took it for an attempt whose start is still to come).
+      if (::waitpid(t->pid, nullptr, 0) != t->pid) early_exits_.erase(t->pid);
+      t->pid = -1;
+      ::close(t->out);
+      t->out = -1;
+      std::string error =
+          err >= kChdirFailed
+              ? "CannotStartContainerError: cannot enter the working directory " + t->spec.workdir +
+                    ": " + std::strerror(err - kChdirFailed)
+              : "CannotStartContainerError: " + l->argv0 + ": " + std::strerror(err);
+      SpawnFailed(std::move(t), error, true);
       continue;
     }
-    by_pid_[pid] = serial;
-    if (sp.term_grace >= 0) {
-      Task& r = *tasks_.at(serial);
-      ::kill(-r.pid, SIGTERM);
-      r.kill_at = NowMs() + sp.term_grace;
-      timers_.insert({r.kill_at, serial});
-    }
+    Running(std::move(t));
   }
 }
 
-// Starts the job's process (on a spawner thread): a vfork whose child joins the
-// cgroup, sets limits, mounts the sandbox's root, drops to the job's user and
-// execs. The child shares the supervisor's memory until then, so it only makes
-// system calls (raw ones for credentials: glibc's would signal the other
-// threads) on what was prepared here. Returns "" or why not.
-std::string Supervisor::Spawn(Task& t, bool* client_error) {
+void Supervisor::SpawnFailed(std::unique_ptr<Task> t, const std::string& error, bool client) {
+  const std::string id = t->spec.task_id;
+  Spawning sp = spawning_[id];
+  spawning_.erase(id);
+  (void)t->writer->Close();
+  if (t->group) Recycle(std::move(t->group));
+  if (t->spec.scratch_workdir) QueueScratch(t->spec.workdir, true);
+  Send(sp.owner, {{"op", "failed"}, {"task", id}, {"client", client}, {"error", error}});
+}
+
+// The attempt's process has exec'd: it runs.
+void Supervisor::Running(std::unique_ptr<Task> t) {
+  const std::string id = t->spec.task_id;
+  Spawning sp = spawning_[id];
+  spawning_.erase(id);
+  uint64_t serial = next_task_++;
+  t->owner = sp.owner;
+  epoll_event ev{EPOLLIN, {.u64 = Key(kOut, serial)}};
+  ::epoll_ctl(ep_, EPOLL_CTL_ADD, t->out, &ev);
+  by_id_[id] = serial;
+  Send(sp.owner, {{"op", "started"}, {"task", id}, {"pid", t->pid}, {"at", t->started}});
+  pid_t pid = t->pid;
+  tasks_[serial] = std::move(t);
+  if (auto e = early_exits_.find(pid); e != early_exits_.end()) {
+    int status = e->second;
+    early_exits_.erase(e);
+    Exited(serial, status);
+    return;
+  }
+  by_pid_[pid] = serial;
+  if (sp.term_grace >= 0) {
+    Task& r = *tasks_.at(serial);
+    ::kill(-r.pid, SIGTERM);
+    r.kill_at = NowMs() + sp.term_grace;
+    timers_.insert({r.kill_at, serial});
+  }
+}
+
+// Starts the job's process: a clone sharing the supervisor's memory whose child
+// joins the cgroup, sets limits, mounts the sandbox's root, drops to the job's
+// user and execs, while the loop goes on (Launch). Returns "" or why not.
+std::string Supervisor::Spawn(Launch& l, bool* client_error) {
+  Task& t = *l.task;
   const TaskSpec& spec = t.spec;
-  std::vector<std::string> argv = spec.argv;
-  if (argv.empty()) {
+  l.argv = spec.argv;
+  if (l.argv.empty()) {
     return "CannotStartContainerError: the job has no command to run (host mode has no image "
            "default command)";
   }
+  l.argv0 = l.argv[0];
   // In a sandbox the command is found inside the image, by bubblewrap.
-  std::string merged, overlay_opts;
   if (spec.sandbox) {
     auto bwrap = Resolve("bwrap", {"PATH=/usr/bin:/bin:/usr/local/bin:/usr/sbin:/sbin"});
     if (!bwrap) return "CannotStartContainerError: bubblewrap (bwrap) is not installed on this host";
     std::string ovl = spec.workdir + "/.rootfs", upper = ovl + "/upper", work = ovl + "/work",
                 tmp = spec.workdir + "/tmp";
-    merged = ovl + "/merged";
-    for (const auto& d : {ovl, upper, work, merged, tmp}) {
+    l.merged = ovl + "/merged";
+    for (const auto& d : {ovl, upper, work, l.merged, tmp}) {
       ::mkdir(d.c_str(), 0700);
       if (spec.uid) {
         [[maybe_unused]] int rc = ::chown(d.c_str(), *spec.uid, spec.gid.value_or(0));
       }
     }
-    overlay_opts = "lowerdir=" + spec.sandbox->rootfs + ",upperdir=" + upper + ",workdir=" + work;
+    l.overlay_opts = "lowerdir=" + spec.sandbox->rootfs + ",upperdir=" + upper + ",workdir=" + work;
     const auto& box = *spec.sandbox;
     std::vector<std::string> b = {*bwrap, "--unshare-all", "--die-with-parent"};
     if (box.network) b.push_back("--share-net");
     if (box.uid) b.insert(b.end(), {"--uid", std::to_string(*box.uid)});
     if (box.gid) b.insert(b.end(), {"--gid", std::to_string(*box.gid)});
-    b.insert(b.end(), {box.read_only_root ? "--ro-bind" : "--bind", merged, "/", "--proc",
+    b.insert(b.end(), {box.read_only_root ? "--ro-bind" : "--bind", l.merged, "/", "--proc",
                        "/proc", "--dev", "/dev", "--bind", tmp, "/tmp"});
     for (const auto& m : box.mounts) {
       if (m.tmpfs_mib > 0) {
@@ -891,28 +941,28 @@ std::string Supervisor::Spawn(Task& t, bool* client_error) {
       b.push_back(m.target);
     }
     b.insert(b.end(), {"--chdir", "/", "--"});
-    b.insert(b.end(), argv.begin(), argv.end());
-    argv = std::move(b);
+    b.insert(b.end(), l.argv.begin(), l.argv.end());
+    l.argv = std::move(b);
   }
-  auto path = Resolve(argv[0], spec.env);
-  if (!path) return "CannotStartContainerError: executable file not found in $PATH: " + argv[0];
-  std::vector<std::string> env = spec.env;
-  std::vector<char*> cargv, cenv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  for (auto& e : env) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
+  auto path = Resolve(l.argv[0], spec.env);
+  if (!path) return "CannotStartContainerError: executable file not found in $PATH: " + l.argv[0];
+  l.path = std::move(*path);
+  l.env = spec.env;
+  for (auto& a : l.argv) l.cargv.push_back(a.data());
+  l.cargv.push_back(nullptr);
+  for (auto& e : l.env) l.cenv.push_back(e.data());
+  l.cenv.push_back(nullptr);
   // ulimits, as ECS maps them onto setrlimit (lowering works; raising past the
   // supervisor's own hard limit needs a privilege it may not have, and fails).
-  std::vector<std::pair<int, rlimit>> limits{{RLIMIT_NOFILE, nofile_}};
+  l.limits.push_back({RLIMIT_NOFILE, nofile_});
   for (const auto& u : spec.ulimits) {
     if (int r = RlimitOf(u.name); r >= 0) {
-      limits.push_back({r, {static_cast<rlim_t>(u.soft), static_cast<rlim_t>(u.hard)}});
+      l.limits.push_back({r, {static_cast<rlim_t>(u.soft), static_cast<rlim_t>(u.hard)}});
     }
   }
   if (!t.group && spec.memory_mib > 0) {  // no cgroups: the address-space rlimit is what is left
     rlim_t bytes = static_cast<rlim_t>(spec.memory_mib) << 20;
-    limits.push_back({RLIMIT_AS, {bytes, bytes}});
+    l.limits.push_back({RLIMIT_AS, {bytes, bytes}});
   }
   static const std::vector<int> kNoProcs;
   int out[2];
@@ -920,27 +970,33 @@ std::string Supervisor::Spawn(Task& t, bool* client_error) {
     *client_error = false;
     return std::string("cannot make the job's output pipe: ") + std::strerror(errno);
   }
-  const int birth_dir = t.group && born_ok_.load() ? t.group->birth_dir : -1;
-  ChildArgs args{.procs = t.group ? t.group->procs : kNoProcs,
-                 .v2_procs = t.group && birth_dir < 0 ? t.group->v2_procs : -1,
-                 .limits = limits,
-                 .sandbox = spec.sandbox.has_value(),
-                 .merged = merged.c_str(),
-                 .overlay_opts = overlay_opts.c_str(),
-                 .uid = spec.uid ? static_cast<long>(*spec.uid) : -1,
-                 .gid = spec.gid ? static_cast<long>(*spec.gid) : -1,
-                 .workdir = spec.workdir.c_str(),
-                 .devnull = devnull_,
-                 .out = out[1],
-                 .keep = share_fds_ ? std::max(devnull_, out[1]) + 1 : -1,
-                 .path = path->c_str(),
-                 .argv = cargv.data(),
-                 .envp = cenv.data()};
-  // The child runs on a stack of its own (this thread's), in the supervisor's
-  // memory, until it execs; this thread waits meanwhile (CLONE_VFORK).
-  constexpr size_t kChildStack = 256 << 10;
-  thread_local std::unique_ptr<char[]> stack(new char[kChildStack]);
-  int flags = CLONE_VM | CLONE_VFORK | (share_fds_ ? CLONE_FILES : 0);
+  const int birth_dir = t.group && born_ok_ ? t.group->birth_dir : -1;
+  l.args.reset(new ChildArgs{.procs = t.group ? t.group->procs : kNoProcs,
+                             .v2_procs = t.group && birth_dir < 0 ? t.group->v2_procs : -1,
+                             .limits = l.limits,
+                             .sandbox = spec.sandbox.has_value(),
+                             .merged = l.merged.c_str(),
+                             .overlay_opts = l.overlay_opts.c_str(),
+                             .uid = spec.uid ? static_cast<long>(*spec.uid) : -1,
+                             .gid = spec.gid ? static_cast<long>(*spec.gid) : -1,
+                             .workdir = spec.workdir.c_str(),
+                             .devnull = devnull_,
+                             .out = out[1],
+                             .keep = share_fds_ ? std::max(devnull_, out[1]) + 1 : -1,
+                             .path = l.path.c_str(),
+                             .argv = l.cargv.data(),
+                             .envp = l.cenv.data()});
+  // The child runs on a stack of its own, in the supervisor's memory, until it
+  // execs. Where system calls cannot be made without glibc (and its errno), the
+  // loop waits meanwhile (CLONE_VFORK), as it once did.
+  if (free_stacks_.empty()) {
+    l.stack.reset(new char[kChildStack]);
+  } else {
+    l.stack = std::move(free_stacks_.back());
+    free_stacks_.pop_back();
+  }
+  int flags = CLONE_VM | CLONE_CHILD_CLEARTID | (kRawSyscalls ? 0 : CLONE_VFORK) |
+              (share_fds_ ? CLONE_FILES : 0);
   pid_t pid = -1;
   if (birth_dir >= 0) {
     // Born in the group's v2 directory: no join (a join takes the kernel's
@@ -949,10 +1005,11 @@ std::string Supervisor::Spawn(Task& t, bool* client_error) {
     clone_args ca{};
     ca.flags = static_cast<uint64_t>(flags) | CLONE_INTO_CGROUP;
     ca.exit_signal = SIGCHLD;
-    ca.stack = reinterpret_cast<uint64_t>(stack.get());
+    ca.stack = reinterpret_cast<uint64_t>(l.stack.get());
     ca.stack_size = kChildStack;
+    ca.child_tid = reinterpret_cast<uint64_t>(&l.ctid);
     ca.cgroup = static_cast<uint64_t>(birth_dir);
-    pid = Clone3(&ca, ChildMain, &args);
+    pid = Clone3(&ca, ChildMain, l.args.get());
     if (pid < 0 && pid != -EAGAIN && pid != -ENOMEM) {
       // Not placed: no clone3 (ENOSYS, E2BIG: Linux < 5.3, or not x86-64), no
       // CLONE_INTO_CGROUP (EINVAL: < 5.7), or not a cgroup v2 directory (EBADF).
@@ -961,31 +1018,26 @@ std::string Supervisor::Spawn(Task& t, bool* client_error) {
       if (pid == -ENOSYS || pid == -E2BIG) born_ok_ = false;
       ::close(t.group->birth_dir);
       t.group->birth_dir = -1;
-      args.v2_procs = t.group->v2_procs;
-      pid = ::clone(ChildMain, stack.get() + kChildStack, flags | SIGCHLD, &args);
+      l.args->v2_procs = t.group->v2_procs;
+      pid = ::clone(ChildMain, l.stack.get() + kChildStack, flags | SIGCHLD, l.args.get(), nullptr,
+                    nullptr, &l.ctid);
     } else if (pid < 0) {
       errno = -pid;
     }
   } else {
-    pid = ::clone(ChildMain, stack.get() + kChildStack, flags | SIGCHLD, &args);
+    pid = ::clone(ChildMain, l.stack.get() + kChildStack, flags | SIGCHLD, l.args.get(), nullptr,
+                  nullptr, &l.ctid);
   }
   int fork_errno = errno;
-  ::close(out[1]);
   if (pid < 0) {
     ::close(out[0]);
+    ::close(out[1]);
     *client_error = false;
     return std::string("cannot start the job's process: ") + std::strerror(fork_errno);
   }
-  if (int err = args.err; err != 0) {
-    t.pid = pid;  // (the loop may reap it first)
-    ::waitpid(pid, nullptr, 0);
-    ::close(out[0]);
-    if (err >= kChdirFailed) {
-      return "CannotStartContainerError: cannot enter the working directory " + spec.workdir +
-             ": " + std::strerror(err - kChdirFailed);
-    }
-    return "CannotStartContainerError: " + argv[0] + ": " + std::strerror(err);
-  }
+  // (out[1] stays open until the child has a descriptor table of its own: with
+  // CLONE_FILES, closing it here would close it for the child.)
+  l.out_w = out[1];
   ::fcntl(out[0], F_SETFL, ::fcntl(out[0], F_GETFL) | O_NONBLOCK);
   t.pid = pid;
   t.out = out[0];

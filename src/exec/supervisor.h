@@ -3,7 +3,7 @@
 //
 // The server's LocalExecutor connects to it over a Unix socket in the run
 // directory (starting it when nothing listens there). The supervisor starts an
-// attempt's process itself (a vfork straight into the job: no process of its
+// attempt's process itself (a clone straight into the job: no process of its
 // own per attempt), in a cgroup taken from a pool of groups it reuses from
 // attempt to attempt (limits rewritten only when they differ, counters read
 // as differences), pumps the job's output into its log stream, and reports
