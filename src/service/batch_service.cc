@@ -227,6 +227,7 @@ Status BatchService::Load() {
   order_.clear();
   jd_revisions_.clear();
   open_docs_.clear();
+  live_docs_.clear();
   job_order_.clear();
   finished_.clear();
   jobs_.clear();
@@ -385,7 +386,7 @@ void BatchService::Persist(Outcome outcome, Reply done) {
       if (j->implicit) continue;  // nothing to store: made from its parent's record
       auto t = texts.find(j);
       rec = store::Record{std::string(kJob), JobArn(*j), j->id, 0, j->seq,
-                          t != texts.end() ? std::move(t->second) : codec_->Unpack(j->doc)};
+                          t != texts.end() ? std::move(t->second) : StoredText(*j)};
     } else {
       continue;  // gone meanwhile (a dirty parent that was pruned)
     }

@@ -318,6 +318,14 @@ class BatchService {
   std::map<int64_t, Job*> job_order_;                           // by seq (ListJobs)
   std::set<std::pair<int64_t, Job*>> finished_;  // SUCCEEDED/FAILED by stoppedAt (retention)
   std::unordered_map<const Job*, json::object> open_docs_;      // being changed (Doc())
+  // The documents of attempts in flight (STARTING, RUNNING) stay parsed between
+  // their changes instead of being packed (their next change, RUNNING or the
+  // exit, comes within milliseconds for short jobs, and would unpack them
+  // again): job.doc is stale while a job is here. At most kMaxLiveDocs.
+  std::unordered_map<const Job*, json::object> live_docs_;
+  static constexpr size_t kMaxLiveDocs = 4096;
+  // A job's document as stored: the open or live one's text, else the packed one's.
+  std::string StoredText(const Job& job) const;
   std::unique_ptr<DocCodec> codec_ = std::make_unique<DocCodec>();  // replaced by Load()
   std::set<std::string> dirty_;  // ARNs changed as a side effect (array parents): persisted next
   // Attempts whose exit is among dirty_: acknowledged to the executor once the

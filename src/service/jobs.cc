@@ -200,6 +200,7 @@ void BatchService::EraseJob(Job& job) {
   running_.erase(&job);
   if (auto q = runnable_.find(QueueKey(job)); q != runnable_.end()) q->second.erase(&job);
   open_docs_.erase(&job);
+  live_docs_.erase(&job);
   job_order_.erase(job.seq);
   finished_.erase({job.stopped_at, &job});
   jobs_.erase(std::string_view(job.id));  // last: it owns `job`
@@ -208,6 +209,12 @@ void BatchService::EraseJob(Job& job) {
 json::object& BatchService::Doc(Job& job) {
   auto it = open_docs_.find(&job);
   if (it != open_docs_.end()) return it->second;
+  if (auto live = live_docs_.find(&job); live != live_docs_.end()) {
+    json::object& open = open_docs_[&job] = std::move(live->second);
+    live_docs_.erase(live);
+    open["status"] = job.status.str();
+    return open;
+  }
   if (job.implicit) {  // its first change: from now on it has a document of its own
     job.implicit = false;
     return open_docs_[&job] = ChildDoc(job);
@@ -224,6 +231,8 @@ json::object BatchService::ReadDoc(const Job& job, json::storage_ptr sp) const {
   json::object doc(sp);
   if (auto it = open_docs_.find(&job); it != open_docs_.end()) {
     doc = it->second;
+  } else if (auto live = live_docs_.find(&job); live != live_docs_.end()) {
+    doc = live->second;
   } else if (job.implicit) {
     doc = ChildDoc(job, sp);
   } else if (auto parsed = ParseJson(codec_->Unpack(job.doc), sp);
@@ -317,10 +326,21 @@ void BatchService::FlushDocs(std::unordered_map<const Job*, std::string>* texts)
     if (!job->reason.empty()) doc["statusReason"] = job->reason.str();
     else doc.erase("statusReason");
     std::string text = ToJson(doc);
-    job->doc = codec_->Pack(GetString(doc, "jobDefinition").value_or(""), text);
+    if ((job->status == "STARTING" || job->status == "RUNNING") && live_docs_.size() < kMaxLiveDocs) {
+      live_docs_[job] = std::move(doc);
+    } else {
+      job->doc = codec_->Pack(GetString(doc, "jobDefinition").value_or(""), text);
+      live_docs_.erase(job);
+    }
     if (texts) (*texts)[job] = std::move(text);
   }
   open_docs_.clear();
+}
+
+std::string BatchService::StoredText(const Job& job) const {
+  if (auto it = open_docs_.find(&job); it != open_docs_.end()) return ToJson(it->second);
+  if (auto it = live_docs_.find(&job); it != live_docs_.end()) return ToJson(it->second);
+  return codec_->Unpack(job.doc);
 }
 
 Result<BatchService::Outcome> BatchService::SubmitJob(const json::object& req) {

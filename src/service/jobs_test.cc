@@ -394,6 +394,34 @@ json::object StoredDoc(store::Store& store, const std::string& id) {
   return json::object();
 }
 
+TEST_F(JobsTest, AnAttemptInFlightIsStoredAsItIsNowThoughAReadCameBetween) {
+  // Given a started job whose RUNNING (with its start time) waits for the next
+  // write, and a read in between (which puts open documents away), the next write
+  // stores the document as it is now, and so does the one after its exit.
+  std::string id = Submit();
+  svc_->SchedulePass();
+  EXPECT_EQ(StoredDoc(*store_, id)["status"], "STARTING");
+  json::object running = Job(id);
+  EXPECT_EQ(running["status"], "RUNNING");
+  Submit();  // (a write: the RUNNING job goes with it)
+  json::object stored = StoredDoc(*store_, id);
+  EXPECT_EQ(stored["status"], "RUNNING");
+  EXPECT_EQ(stored["startedAt"], 1000);
+  EXPECT_EQ(stored["container"].at("logStreamName"), running["container"].at("logStreamName"));
+  Exit(exec_.started.at(0), 0);
+  EXPECT_EQ(Status(id), "SUCCEEDED");
+  Submit();
+  stored = StoredDoc(*store_, id);
+  EXPECT_EQ(stored["status"], "SUCCEEDED");
+  EXPECT_EQ(stored["attempts"], Job(id)["attempts"]);
+  // And a server started from the store shows it so.
+  BatchService again(ServiceConfig{}, *store_, clock_, ids_);
+  ASSERT_TRUE(again.Load().ok());
+  auto d = again.CallSync("DescribeJobs", J(R"({"jobs":[")" + id + R"("]})"));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d.value()["jobs"].as_array().at(0).at("status"), "SUCCEEDED");
+}
+
 TEST_F(JobsTest, MovesBetweenWaitingStatesAreNotStoredAndAreWorkedOutAgain) {
   // Given three 1-vCPU jobs on 2 vCPUs, the third waits RUNNABLE: the store still
   // has it as submitted, and a restart works its state out again.
