@@ -377,7 +377,7 @@ class Supervisor {
   struct Launch {
     std::unique_ptr<Task> task;
     std::string argv0;  // (for errors)
-    std::vector<std::string> argv, env;
+    std::vector<std::string> argv;  // (the spec's, or bubblewrap's around it)
     std::vector<char*> cargv, cenv;
     std::vector<std::pair<int, rlimit>> limits;
     std::string path, merged, overlay_opts;
@@ -947,10 +947,9 @@ std::string Supervisor::Spawn(Launch& l, bool* client_error) {
   auto path = Resolve(l.argv[0], spec.env);
   if (!path) return "CannotStartContainerError: executable file not found in $PATH: " + l.argv[0];
   l.path = std::move(*path);
-  l.env = spec.env;
   for (auto& a : l.argv) l.cargv.push_back(a.data());
   l.cargv.push_back(nullptr);
-  for (auto& e : l.env) l.cenv.push_back(e.data());
+  for (auto& e : t.spec.env) l.cenv.push_back(e.data());  // (the task lives as long as the launch)
   l.cenv.push_back(nullptr);
   // ulimits, as ECS maps them onto setrlimit (lowering works; raising past the
   // supervisor's own hard limit needs a privilege it may not have, and fails).
