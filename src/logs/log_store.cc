@@ -1,6 +1,7 @@
 // StreamWriter and LogStore: the file format of log streams.
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,10 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "logs/internal.h"
 #include "logs/logs.h"
@@ -183,20 +188,200 @@ Result<LogStore::StreamInfo> InfoFromFd(int fd, std::string name, const std::str
   return info;
 }
 
-// Opens a stream file for reading; NotFound with CloudWatch's texts.
+// ---- the registry of streams without a file ----
+//
+// A stream's file is made at its first event: a job that prints nothing costs
+// no inode (on this ext4 without a journal, making one was a tenth of the
+// supervisor's CPU per job in dispatch). So that such a stream still exists
+// from its start, as a CloudWatch stream does, the writer registers it: one
+// line "<enc(S)>\t<ms>\n" appended to R/<enc(G)>/.streams/<shard>, the shard
+// (two hex digits) chosen by a hash of enc(S). Readers take a stream without a
+// file but with a line there as existing and empty. Prune() rewrites a shard
+// under an exclusive flock and renames the new one into place; an appender
+// holds a shared flock and, finding its file replaced (no links left), opens
+// the new one.
+
+constexpr std::string_view kRegistryDir = ".streams";
+constexpr uint32_t kRegistryShards = 64;
+
+std::string RegistryDir(const std::string& group_dir) {
+  return group_dir + "/" + std::string(kRegistryDir);
+}
+
+std::string ShardPath(const std::string& group_dir, std::string_view enc_stream) {
+  uint32_t h = 2166136261u;  // FNV-1a: stable across builds and processes
+  for (char c : enc_stream) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint32_t shard = h % kRegistryShards;
+  std::string p = RegistryDir(group_dir);
+  p += '/';
+  p += kHex[shard >> 4];
+  p += kHex[shard & 15];
+  return p;
+}
+
+bool IsShardName(std::string_view f) {
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  return f.size() == 2 && hex(f[0]) && hex(f[1]);
+}
+
+struct Registered {
+  std::string enc;  // the stream's encoded name
+  int64_t ms = 0;   // when it was registered
+};
+
+// The well-formed lines of a shard's text (a line cut short by a crash is skipped).
+std::vector<Registered> ParseShard(std::string_view text) {
+  std::vector<Registered> out;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    if (nl == std::string_view::npos) break;
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl + 1);
+    size_t tab = line.find('\t');
+    if (tab == std::string_view::npos || tab == 0) continue;
+    Registered r;
+    auto res = std::from_chars(line.data() + tab + 1, line.data() + line.size(), r.ms);
+    if (res.ec != std::errc() || res.ptr != line.data() + line.size()) continue;
+    r.enc.assign(line.substr(0, tab));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<std::string> ReadWhole(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::Server(ErrnoText("stat", path, errno));
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  DROVER_ASSIGN_OR_RETURN(size_t got, ReadAt(fd, 0, text.data(), text.size(), path));
+  text.resize(got);
+  return text;
+}
+
+// The lines of the shard at `path`; none when it does not exist.
+Result<std::vector<Registered>> ReadShard(const std::string& path) {
+  int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return std::vector<Registered>();
+    return Status::Server(ErrnoText("opening", path, errno));
+  }
+  Fd fd(raw);
+  DROVER_ASSIGN_OR_RETURN(std::string text, ReadWhole(fd.get(), path));
+  return ParseShard(text);
+}
+
+// When the stream was registered (the earliest line), if it was.
+Result<std::optional<int64_t>> RegisteredAt(const std::string& group_dir,
+                                            std::string_view enc_stream) {
+  DROVER_ASSIGN_OR_RETURN(std::vector<Registered> lines,
+                          ReadShard(ShardPath(group_dir, enc_stream)));
+  std::optional<int64_t> at;
+  for (const Registered& r : lines) {
+    if (r.enc == enc_stream && (!at || r.ms < *at)) at = r.ms;
+  }
+  return at;
+}
+
+// Appends the stream's line to its shard (making the directories a first
+// stream of a group, or a Prune() meanwhile, left missing).
+Status Register(const std::string& group_dir, std::string_view enc_stream, int64_t ms) {
+  const std::string path = ShardPath(group_dir, enc_stream);
+  std::string line(enc_stream);
+  line += '\t';
+  line += std::to_string(ms);
+  line += '\n';
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    int raw = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (raw < 0) {
+      if (errno != ENOENT) return Status::Server(ErrnoText("opening", path, errno));
+      std::error_code ec;
+      fs::create_directories(RegistryDir(group_dir), ec);
+      if (ec) return Status::Server("creating " + RegistryDir(group_dir) + ": " + ec.message());
+      continue;
+    }
+    Fd fd(raw);
+    while (::flock(fd.get(), LOCK_SH) != 0) {
+      if (errno != EINTR) return Status::Server(ErrnoText("locking", path, errno));
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return Status::Server(ErrnoText("stat", path, errno));
+    if (st.st_nlink == 0) continue;  // a Prune() replaced it meanwhile
+    return WriteAll(fd.get(), line, path);
+  }
+  return Status::Server("registering the stream in " + path + ": it keeps being replaced");
+}
+
+// Drops the lines of a shard registered before cutoff_ms (returns how many)
+// and those of streams that have a file (which speaks for them from then on).
+Result<int> PruneShard(const std::string& group_dir, const std::string& path, int64_t cutoff_ms) {
+  int raw = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (raw < 0) {
+    if (errno == ENOENT) return 0;
+    return Status::Server(ErrnoText("opening", path, errno));
+  }
+  Fd fd(raw);
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return Status::Server(ErrnoText("locking", path, errno));
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::Server(ErrnoText("stat", path, errno));
+  if (st.st_nlink == 0) return 0;
+  DROVER_ASSIGN_OR_RETURN(std::string text, ReadWhole(fd.get(), path));
+  std::string kept;
+  int dropped = 0;
+  for (const Registered& r : ParseShard(text)) {
+    if (r.ms < cutoff_ms) {
+      ++dropped;
+      continue;
+    }
+    struct stat fst;
+    std::string file = group_dir + "/" + r.enc + std::string(kSuffix);
+    if (::stat(file.c_str(), &fst) == 0) continue;
+    kept += r.enc;
+    kept += '\t';
+    kept += std::to_string(r.ms);
+    kept += '\n';
+  }
+  if (kept.size() == text.size()) return 0;  // nothing expired (nor malformed)
+  if (kept.empty()) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Status::Server(ErrnoText("removing", path, errno));
+    }
+    return dropped;
+  }
+  const std::string tmp = path + ".tmp";
+  int traw = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (traw < 0) return Status::Server(ErrnoText("creating", tmp, errno));
+  {
+    Fd tfd(traw);
+    DROVER_RETURN_IF_ERROR(WriteAll(tfd.get(), kept, tmp));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::Server(ErrnoText("replacing", path, errno));
+  }
+  return dropped;
+}
+
+// Opens a stream file for reading; NotFound with CloudWatch's texts. -1 (and
+// `registered_ms` set) for a registered stream that has no file yet.
 Result<int> OpenStream(const std::string& root, const std::string& group, const std::string& stream,
-                       std::string& path) {
-  if (group.empty() || !IsDir(GroupDir(root, group))) return Status::NotFound(kNoGroup);
+                       std::string& path, int64_t& registered_ms) {
+  const std::string dir = GroupDir(root, group);
+  if (group.empty() || !IsDir(dir)) return Status::NotFound(kNoGroup);
   if (stream.empty()) return Status::NotFound(kNoStream);
   path = StreamPath(root, group, stream);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT || errno == ENAMETOOLONG || errno == ENOTDIR) {
-      return Status::NotFound(kNoStream);
+  if (fd >= 0) return fd;
+  const int err = errno;
+  if (err == ENOENT) {
+    DROVER_ASSIGN_OR_RETURN(std::optional<int64_t> at, RegisteredAt(dir, EncodeName(stream)));
+    if (at) {
+      registered_ms = *at;
+      return -1;
     }
-    return Status::Server(ErrnoText("opening", path, errno));
   }
-  return fd;
+  if (err == ENOENT || err == ENAMETOOLONG || err == ENOTDIR) return Status::NotFound(kNoStream);
+  return Status::Server(ErrnoText("opening", path, err));
 }
 
 std::string ExceptionText(const std::exception& e) { return std::string("log store: ") + e.what(); }
@@ -362,52 +547,60 @@ Result<std::unique_ptr<StreamWriter>> StreamWriter::Open(const std::string& root
       return Status::Client("log group and log stream names must not be empty");
     }
     std::string enc_group = EncodeName(group);
-    std::string enc_stream = EncodeName(stream) + std::string(kSuffix);
-    if (enc_group.size() > kMaxFileName || enc_stream.size() > kMaxFileName) {
+    std::string enc_stream = EncodeName(stream);
+    if (enc_group.size() > kMaxFileName || enc_stream.size() + kSuffix.size() > kMaxFileName) {
       return Status::Client("log group or stream name is too long to be stored: " + group + " / " +
                             stream);
     }
     std::string dir = root + "/" + enc_group;
-    std::string path = dir + "/" + enc_stream;
-    int fd = -1;
-    // The group's directory is made when the file cannot be (the first stream
-    // of a group, or Prune() removed it meanwhile), not looked up every time.
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-      if (fd >= 0 || errno != ENOENT) break;
-      std::error_code ec;
-      fs::create_directories(dir, ec);
-      if (ec) return Status::Server("creating " + dir + ": " + ec.message());
-    }
-    if (fd < 0) return Status::Server(ErrnoText("opening", path, errno));
-    auto fail = [&](Status s) {
-      ::close(fd);
-      return s;
-    };
-    struct stat st;
-    if (::fstat(fd, &st) != 0) return fail(Status::Server(ErrnoText("stat", path, errno)));
-    int64_t last_ts = INT64_MIN;
-    if (st.st_size > 0) {
-      char c = 0;
-      auto got = ReadAt(fd, st.st_size - 1, &c, 1, path);
-      if (!got.ok()) return fail(got.status());
-      if (c != '\n') {
-        Status s = WriteAll(fd, "\n", path);
-        if (!s.ok()) return fail(s);
-      }
-      auto last = internal::ReadLastEvent(fd, st.st_size, path);
-      if (!last.ok()) return fail(last.status());
-      if (*last) last_ts = (*last)->timestamp_ms;
-    }
-    return std::unique_ptr<StreamWriter>(new StreamWriter(path, fd, max_bytes, last_ts, clock));
+    std::string path = dir + "/" + enc_stream + std::string(kSuffix);
+    auto writer = std::unique_ptr<StreamWriter>(new StreamWriter(path, max_bytes, clock));
+    // Registered (a stream that has a file already, from a writer before this
+    // one, gets a line Prune() drops); the file is opened or made with the
+    // first output (looking it up here cost as much as the registration).
+    DROVER_RETURN_IF_ERROR(Register(dir, enc_stream, clock.NowMillis()));
+    return writer;
   } catch (const std::exception& e) {
     return Status::Server(ExceptionText(e));
   }
 }
 
-StreamWriter::StreamWriter(std::string path, int fd, uint64_t max_bytes, int64_t last_ts,
-                           Clock& clock)
-    : path_(std::move(path)), max_bytes_(max_bytes), clock_(clock), fd_(fd), last_ts_(last_ts) {}
+// Goes on in the stream's file, opened for append: a file that ends in a
+// partial line (a crash mid-write) is first ended with '\n', and the new events
+// never go back in time from its last one.
+Status StreamWriter::Continue() {
+  const int fd = fd_;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::Server(ErrnoText("stat", path_, errno));
+  if (st.st_size == 0) return Status::Ok();
+  char c = 0;
+  DROVER_ASSIGN_OR_RETURN(size_t got, ReadAt(fd, st.st_size - 1, &c, 1, path_));
+  (void)got;
+  if (c != '\n') DROVER_RETURN_IF_ERROR(WriteAll(fd, "\n", path_));
+  DROVER_ASSIGN_OR_RETURN(std::optional<LogEvent> last,
+                          internal::ReadLastEvent(fd, st.st_size, path_));
+  if (last) last_ts_ = std::max(last_ts_, last->timestamp_ms);
+  return Status::Ok();
+}
+
+// The stream's file, opened or made at its first output (with the group's
+// directory when the file cannot be: Prune() may have removed it meanwhile).
+Status StreamWriter::OpenFile() {
+  int fd = -1;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    fd = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0 || errno != ENOENT) break;
+    std::error_code ec;
+    fs::create_directories(fs::path(path_).parent_path(), ec);
+    if (ec) return Status::Server("creating the directory of " + path_ + ": " + ec.message());
+  }
+  if (fd < 0) return Status::Server(ErrnoText("opening", path_, errno));
+  fd_ = fd;
+  return Continue();
+}
+
+StreamWriter::StreamWriter(std::string path, uint64_t max_bytes, Clock& clock)
+    : path_(std::move(path)), max_bytes_(max_bytes), clock_(clock), fd_(-1), last_ts_(INT64_MIN) {}
 
 StreamWriter::~StreamWriter() { (void)Close(); }
 
@@ -452,14 +645,16 @@ void StreamWriter::AppendMessage(std::string_view raw, int64_t ts, std::string& 
 
 Status StreamWriter::Flush(const std::string& out) {
   if (out.empty()) return Status::Ok();
+  if (fd_ < 0) DROVER_RETURN_IF_ERROR(OpenFile());
   return WriteAll(fd_, out, path_);
 }
 
 Status StreamWriter::Write(std::string_view bytes) {
   try {
     std::lock_guard<std::mutex> l(mu_);
-    if (fd_ < 0) return Status::Server("log stream " + path_ + " is already closed");
+    if (closed_) return Status::Server("log stream " + path_ + " is already closed");
     if (truncated_ || bytes.empty()) return Status::Ok();
+    if (fd_ < 0) DROVER_RETURN_IF_ERROR(OpenFile());  // (before `now`: it reads the last event)
     int64_t now = std::max(clock_.NowMillis(), last_ts_);
     std::string out;
     size_t pos = 0;
@@ -500,7 +695,8 @@ Status StreamWriter::Write(std::string_view bytes) {
 Status StreamWriter::Close() {
   try {
     std::lock_guard<std::mutex> l(mu_);
-    if (fd_ < 0) return Status::Ok();
+    if (closed_) return Status::Ok();
+    closed_ = true;
     std::string out;
     if (!pending_.empty() && !truncated_) {
       int64_t now = std::max(clock_.NowMillis(), last_ts_);
@@ -509,7 +705,9 @@ Status StreamWriter::Close() {
     }
     pending_.clear();
     Status s = Flush(out);
-    if (::close(fd_) != 0 && s.ok()) s = Status::Server(ErrnoText("closing", path_, errno));
+    if (fd_ >= 0 && ::close(fd_) != 0 && s.ok()) {
+      s = Status::Server(ErrnoText("closing", path_, errno));
+    }
     fd_ = -1;
     return s;
   } catch (const std::exception& e) {
@@ -543,7 +741,14 @@ Result<LogStore::StreamInfo> LogStore::Stream(const std::string& group,
                                               const std::string& stream) const {
   try {
     std::string path;
-    DROVER_ASSIGN_OR_RETURN(int raw_fd, OpenStream(root_, group, stream, path));
+    int64_t registered_ms = 0;
+    DROVER_ASSIGN_OR_RETURN(int raw_fd, OpenStream(root_, group, stream, path, registered_ms));
+    if (raw_fd < 0) {  // registered, no event yet
+      StreamInfo info;
+      info.name = stream;
+      info.creation_ms = registered_ms;
+      return info;
+    }
     Fd fd(raw_fd);
     return InfoFromFd(fd.get(), stream, path);
   } catch (const std::exception& e) {
@@ -573,6 +778,31 @@ Result<std::vector<LogStore::StreamInfo>> LogStore::Streams(const std::string& g
       out.push_back(std::move(info));
     }
     if (ec) return Status::Server("listing " + dir + ": " + ec.message());
+    // Registered streams without a file yet (an earliest line per stream).
+    std::unordered_set<std::string> seen;
+    for (const StreamInfo& info : out) seen.insert(info.name);
+    std::unordered_map<std::string, size_t> registered;  // name -> index in out
+    for (fs::directory_iterator it(RegistryDir(dir), ec), end; !ec && it != end;
+         it.increment(ec)) {
+      if (!IsShardName(it->path().filename().string())) continue;
+      DROVER_ASSIGN_OR_RETURN(std::vector<Registered> lines, ReadShard(it->path().string()));
+      for (Registered& r : lines) {
+        auto name = DecodeName(r.enc);
+        if (!name || seen.contains(*name)) continue;
+        auto [at, fresh] = registered.try_emplace(*name, out.size());
+        if (fresh) {
+          StreamInfo info;
+          info.name = std::move(*name);
+          info.creation_ms = r.ms;
+          out.push_back(std::move(info));
+        } else {
+          out[at->second].creation_ms = std::min(out[at->second].creation_ms, r.ms);
+        }
+      }
+    }
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+      return Status::Server("listing " + RegistryDir(dir) + ": " + ec.message());
+    }
     std::sort(out.begin(), out.end(),
               [](const StreamInfo& a, const StreamInfo& b) { return a.name < b.name; });
     return out;
@@ -600,7 +830,15 @@ Result<int64_t> LogStore::Scan(const std::string& group, const std::string& stre
                                int64_t from_offset, const Visitor& visit) const {
   try {
     std::string path;
-    DROVER_ASSIGN_OR_RETURN(int raw_fd, OpenStream(root_, group, stream, path));
+    int64_t registered_ms = 0;
+    DROVER_ASSIGN_OR_RETURN(int raw_fd, OpenStream(root_, group, stream, path, registered_ms));
+    if (raw_fd < 0) {  // registered, no event yet: an empty file
+      if (from_offset != 0) {
+        return Status::Client("offset " + std::to_string(from_offset) + " is beyond the end of " +
+                              path);
+      }
+      return int64_t{0};
+    }
     Fd fd(raw_fd);
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return Status::Server(ErrnoText("stat", path, errno));
@@ -639,6 +877,24 @@ Result<int> LogStore::Prune(int64_t cutoff_ms) const {
       struct stat dst;
       bool old_dir = ::stat(dir.c_str(), &dst) == 0 && MtimeMs(dst) < cutoff_ms;
       bool removed_here = false;
+      // First the registry (before files go: the line of a stream whose file
+      // is removed below must not make it an empty stream again).
+      const std::string reg = RegistryDir(dir);
+      std::vector<std::string> shards;
+      for (fs::directory_iterator it(reg, ec), end; !ec && it != end; it.increment(ec)) {
+        if (IsShardName(it->path().filename().string())) shards.push_back(it->path().string());
+      }
+      if (ec && ec != std::errc::no_such_file_or_directory) {
+        return Status::Server("listing " + reg + ": " + ec.message());
+      }
+      ec.clear();
+      for (const std::string& shard : shards) {
+        DROVER_ASSIGN_OR_RETURN(int dropped, PruneShard(dir, shard, cutoff_ms));
+        if (dropped > 0) {
+          removed += dropped;
+          removed_here = true;
+        }
+      }
       for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
         std::string file = it->path().filename().string();
         if (file.size() <= kSuffix.size() || !file.ends_with(kSuffix)) continue;
@@ -655,9 +911,12 @@ Result<int> LogStore::Prune(int64_t cutoff_ms) const {
         }
       }
       if (ec) return Status::Server("listing " + dir + ": " + ec.message());
-      // Fails harmlessly when the directory is not empty. A writer racing with
-      // this retries its open (StreamWriter::Open).
-      if (removed_here || old_dir) ::rmdir(dir.c_str());
+      // These fail harmlessly when the directory is not empty. A writer racing
+      // with this retries (StreamWriter::OpenFile, Register).
+      if (removed_here || old_dir) {
+        ::rmdir(reg.c_str());
+        ::rmdir(dir.c_str());
+      }
     }
     return removed;
   } catch (const std::exception& e) {

@@ -19,6 +19,12 @@
 // readers rely on it (first line = oldest, last line = newest). Lines that do
 // not parse (e.g. a crash mid-write) are skipped by readers.
 //
+// A stream's file is made with its first event. A stream opened for writing
+// before that is registered: a line "<enc(S)>\t<ms>\n" in one of 64 shards
+// R/<enc(G)>/.streams/<2 hex digits> (FNV-1a of enc(S)), and readers take a
+// registered stream without a file as existing and empty (created at <ms>).
+// A job that prints nothing so costs an append, not an inode.
+//
 // Errors: LogsService::Call returns Status codes that ToLogsError maps onto
 // the Logs model's exceptions:
 //   Code::kNotFound  -> ResourceNotFoundException (400)
@@ -69,10 +75,13 @@ struct LogEvent {
 // Appends one stream's events.
 class StreamWriter {
  public:
-  // Opens (creating directories and the file) R/<enc(G)>/<enc(S)>.log for
-  // append. max_bytes caps the message bytes this writer writes; 0 = no cap.
-  // A file that ends in a partial line (a crash mid-write) is first ended with
-  // '\n' so that the new events start on a line of their own.
+  // Opens stream S of group G for append: registers it (it exists, empty,
+  // from now on) and, at the first output, opens or makes its file
+  // R/<enc(G)>/<enc(S)>.log, so that a job that prints nothing costs no inode.
+  // An existing file is continued (one that ends in a partial line, a crash
+  // mid-write, is first ended with '\n' so that the new events start on a
+  // line of their own). max_bytes caps the message bytes this writer writes;
+  // 0 = no cap.
   static Result<std::unique_ptr<StreamWriter>> Open(const std::string& root,
                                                     const std::string& group,
                                                     const std::string& stream, uint64_t max_bytes,
@@ -100,16 +109,19 @@ class StreamWriter {
   bool truncated() const;
 
  private:
-  StreamWriter(std::string path, int fd, uint64_t max_bytes, int64_t last_ts, Clock& clock);
+  StreamWriter(std::string path, uint64_t max_bytes, Clock& clock);
   // Appends the event(s) for one complete message to `out` (no I/O).
   void AppendMessage(std::string_view raw, int64_t ts, std::string& out);
   Status Flush(const std::string& out);
+  Status OpenFile();  // at the first output
+  Status Continue();
 
   const std::string path_;
   const uint64_t max_bytes_;
   Clock& clock_;
   mutable std::mutex mu_;
-  int fd_;                // -1 once closed
+  int fd_;                // -1 until the first output (and once closed)
+  bool closed_ = false;
   std::string pending_;   // the current partial line
   uint64_t written_ = 0;  // message bytes written (counted against max_bytes_)
   bool truncated_ = false;
@@ -157,8 +169,9 @@ class LogStore {
   Result<int64_t> Scan(const std::string& group, const std::string& stream, int64_t from_offset,
                        const Visitor& visit) const;
 
-  // Removes stream files last modified before cutoff_ms (retention), and group
-  // directories this leaves empty; returns how many stream files it removed.
+  // Removes stream files last modified before cutoff_ms (retention), streams
+  // registered before it that never had an event, and group directories this
+  // leaves empty; returns how many streams it removed.
   Result<int> Prune(int64_t cutoff_ms) const;
 
  private:

@@ -3,12 +3,14 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/json.h"
@@ -296,6 +298,99 @@ TEST_F(LogsTest, PruneRemovesStreamsOlderThanTheCutoffAndEmptiedGroups) {
   // A writer can still create a stream in a pruned group.
   WriteEvents("again", {"w"}, 10, "/other");
   EXPECT_EQ(Messages("again", "/other"), std::vector<std::string>{"w"});
+}
+
+TEST_F(LogsTest, AStreamWithoutEventsExistsEmptyFromItsOpeningAndHasNoFile) {
+  auto w = Open("job/default/quiet");
+  ASSERT_TRUE(w);
+  clock_.Advance(50);
+  // Open and empty while its writer runs, as a CloudWatch stream is from the start.
+  auto info = store_.Stream(kGroup, "job/default/quiet");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->creation_ms, kT0);
+  EXPECT_EQ(info->first_event_ms, 0);
+  EXPECT_EQ(info->stored_bytes, 0u);
+  EXPECT_TRUE(Messages("job/default/quiet").empty());
+  auto reply = MustCall("GetLogEvents",
+                        R"({"logGroupName":"/aws/batch/job","logStreamName":"job/default/quiet"})");
+  EXPECT_TRUE(EventMessages(reply).empty());
+  auto past_end = store_.Scan(kGroup, "job/default/quiet", 10,
+                              [](const LogEvent&, int64_t) { return true; });
+  EXPECT_EQ(past_end.status().code(), Code::kClient);
+  ASSERT_TRUE(w->Close().ok());
+  // No inode for it: only a line in the group's registry.
+  EXPECT_FALSE(fs::exists(StreamPath(root_, kGroup, "job/default/quiet")));
+  WriteEvents("loud", {"x"});
+  auto streams = *store_.Streams(kGroup);
+  ASSERT_EQ(streams.size(), 2u);
+  EXPECT_EQ(streams[0].name, "job/default/quiet");
+  EXPECT_EQ(streams[0].creation_ms, kT0);
+  EXPECT_EQ(streams[1].name, "loud");
+  EXPECT_EQ(*store_.Groups(), std::vector<std::string>{kGroup});
+}
+
+TEST_F(LogsTest, ARegisteredStreamThatGetsEventsIsOneStreamWithItsFile) {
+  auto w = Open("s");
+  clock_.Advance(5);
+  ASSERT_TRUE(w->Write("late\n").ok());
+  ASSERT_TRUE(w->Close().ok());
+  EXPECT_TRUE(fs::exists(StreamPath(root_, kGroup, "s")));
+  auto streams = *store_.Streams(kGroup);
+  ASSERT_EQ(streams.size(), 1u);
+  EXPECT_EQ(streams[0].first_event_ms, kT0 + 5);
+  EXPECT_EQ(Messages("s"), std::vector<std::string>{"late"});
+}
+
+TEST_F(LogsTest, PruneForgetsStreamsRegisteredBeforeTheCutoffThatNeverHadAnEvent) {
+  auto a = Open("old-quiet", 0, "/quiet");
+  ASSERT_TRUE(a->Close().ok());
+  auto b = Open("old-quiet");
+  ASSERT_TRUE(b->Close().ok());
+  clock_.Advance(1000);
+  auto c = Open("new-quiet");
+  ASSERT_TRUE(c->Close().ok());
+  auto removed = store_.Prune(/*cutoff_ms=*/kT0 + 500);
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, 2);
+  EXPECT_EQ(store_.Stream(kGroup, "old-quiet").status().code(), Code::kNotFound);
+  EXPECT_TRUE(store_.Stream(kGroup, "new-quiet").ok());
+  // A group left with nothing goes, registry and all.
+  EXPECT_EQ(*store_.Groups(), std::vector<std::string>{kGroup});
+  EXPECT_FALSE(fs::exists(root_ + "/%2Fquiet"));
+  // And a writer can register in it again.
+  auto d = Open("again", 0, "/quiet");
+  ASSERT_TRUE(d->Close().ok());
+  EXPECT_TRUE(store_.Stream("/quiet", "again").ok());
+}
+
+TEST_F(LogsTest, NoRegistrationIsLostWhilePruneRewritesTheRegistry) {
+  // One thread registers streams while another keeps rewriting every shard
+  // (each gets an expired line to drop first): every registration must survive.
+  constexpr int kStreams = 1500;
+  std::atomic<bool> done{false};
+  std::thread pruner([&] {
+    const std::string reg = root_ + "/%2Faws%2Fbatch%2Fjob/.streams";
+    while (!done) {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(reg, ec)) {
+        if (e.path().filename().string().size() == 2) std::ofstream(e.path(), std::ios::app) << "x\t1\n";
+      }
+      (void)store_.Prune(/*cutoff_ms=*/2);
+    }
+  });
+  for (int i = 0; i < kStreams; ++i) {
+    auto w = StreamWriter::Open(root_, kGroup, "s" + std::to_string(i), 0, clock_);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_TRUE((*w)->Close().ok());
+  }
+  done = true;
+  pruner.join();
+  auto streams = store_.Streams(kGroup);
+  ASSERT_TRUE(streams.ok()) << streams.status().ToString();
+  std::set<std::string> names;
+  for (const auto& s : *streams) names.insert(s.name);
+  names.erase("x");
+  EXPECT_EQ(names.size(), static_cast<size_t>(kStreams));
 }
 
 // ---------------------------------------------------------------- GetLogEvents

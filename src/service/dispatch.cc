@@ -435,9 +435,9 @@ exec::TaskSpec BatchService::MakeTaskSpec(Job& job, const std::string& ce_arn) {
     spec.hard_cpu = true;
   }
 
-  spec.log_header.push_back("[drover] job " + job.id + " attempt " +
-                            std::to_string(spec.attempt) + " on host " + cfg_.host_name +
-                            " in compute environment " + ce.name);
+  // The log stream holds the job's own output, as on AWS (where an attempt ran
+  // is in its containerInstanceArn); a header line is written only to name
+  // what could not be applied. A job that prints nothing so has no file.
   // Images: a job whose image is in the local store runs in a sandbox over it; a
   // compute environment tagged drover.images=isolate requires that.
   const json::object* ce_tags = GetObject(ce.doc, "tags");

@@ -70,11 +70,11 @@ class LogsTest(JobsTestCase):
     # --- GetLogEvents ----------------------------------------------------------
 
     def test_fixture_streams_hold_headers_then_every_line(self):
-        """Given a job printing 25 lines, its stream should hold the [drover] header lines then exactly those lines in order."""
+        """Given a job printing 25 lines, its stream should hold any [drover] header lines (notes on what was not applied) then exactly those lines in order."""
         fx = self.jobs()
         messages = fx["alpha_messages"]
         headers = [m for m in messages if m.startswith("[drover]")]
-        self.assertTrue(headers and messages[:len(headers)] == headers, messages[:5])
+        self.assertEqual(messages[:len(headers)], headers, messages[:5])
         self.assertEqual(messages[len(headers):],
                          ["alpha line %d%s" % (i, " needle" if i % 5 == 0 else "")
                           for i in range(1, 26)])
@@ -391,6 +391,28 @@ class LogContentTest(JobsTestCase):
     """How output bytes become events: line splitting, encoding, the per-attempt cap."""
 
     server_options = {"extra_args": ["--job-log-cap-mib", "1"]}
+
+    def test_a_job_that_prints_nothing_has_an_empty_stream(self):
+        """Given a job that prints nothing, its stream should exist and be empty, as a CloudWatch stream is from the container's start: GetLogEvents returns no event (not ResourceNotFound), DescribeLogStreams lists it without event times and FilterLogEvents finds nothing in it."""
+        jd = self.name("silent")  # no image: nothing to note in a header either
+        self.batch.register_job_definition(
+            jobDefinitionName=jd, type="container",
+            containerProperties={"command": ["true"], "resourceRequirements": [
+                {"type": "VCPU", "value": self.job_vcpus}, {"type": "MEMORY", "value": "64"}]})
+        job = self.run_job(["true"], jd=jd)
+        self.assertEqual(job["status"], "SUCCEEDED", job)
+        stream = job["container"]["logStreamName"]
+        events = self.logs.get_log_events(logGroupName=GROUP, logStreamName=stream,
+                                          startFromHead=True)
+        self.assertEqual(events["events"], [])
+        listed = self.logs.describe_log_streams(logGroupName=GROUP,
+                                                logStreamNamePrefix=stream)["logStreams"]
+        self.assertEqual([s["logStreamName"] for s in listed], [stream])
+        self.assertNotIn("firstEventTimestamp", listed[0])
+        self.assertEqual(listed[0]["storedBytes"], 0)
+        self.assertGreaterEqual(listed[0]["creationTime"], job["createdAt"])
+        filtered = self.logs.filter_log_events(logGroupName=GROUP, logStreamNames=[stream])
+        self.assertEqual(filtered["events"], [])
 
     def test_every_line_is_there_when_the_job_finishes(self):
         """Given a job printing 12000 lines, all should be in its stream as soon as it is SUCCEEDED, a page should hold at most 10000 events, and paging should return them all."""
