@@ -311,12 +311,15 @@ Status Register(const std::string& group_dir, std::string_view enc_stream, int64
   return Status::Server("registering the stream in " + path + ": it keeps being replaced");
 }
 
-// Drops the lines of a shard registered before cutoff_ms (returns how many)
-// and those of streams that have a file (which speaks for them from then on).
-Result<int> PruneShard(const std::string& group_dir, const std::string& path, int64_t cutoff_ms) {
+// Drops the lines of a shard registered before cutoff_ms, adding their
+// streams' encoded names to `dropped`. (A stream's line is never younger than
+// its file's last change, so a stream whose file Prune() removes loses its
+// line in the same pass.)
+Status PruneShard(const std::string& path, int64_t cutoff_ms,
+                  std::unordered_set<std::string>& dropped) {
   int raw = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (raw < 0) {
-    if (errno == ENOENT) return 0;
+    if (errno == ENOENT) return Status::Ok();
     return Status::Server(ErrnoText("opening", path, errno));
   }
   Fd fd(raw);
@@ -325,29 +328,25 @@ Result<int> PruneShard(const std::string& group_dir, const std::string& path, in
   }
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return Status::Server(ErrnoText("stat", path, errno));
-  if (st.st_nlink == 0) return 0;
+  if (st.st_nlink == 0) return Status::Ok();
   DROVER_ASSIGN_OR_RETURN(std::string text, ReadWhole(fd.get(), path));
   std::string kept;
-  int dropped = 0;
   for (const Registered& r : ParseShard(text)) {
     if (r.ms < cutoff_ms) {
-      ++dropped;
+      dropped.insert(r.enc);
       continue;
     }
-    struct stat fst;
-    std::string file = group_dir + "/" + r.enc + std::string(kSuffix);
-    if (::stat(file.c_str(), &fst) == 0) continue;
     kept += r.enc;
     kept += '\t';
     kept += std::to_string(r.ms);
     kept += '\n';
   }
-  if (kept.size() == text.size()) return 0;  // nothing expired (nor malformed)
+  if (kept.size() == text.size()) return Status::Ok();  // nothing expired (nor malformed)
   if (kept.empty()) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       return Status::Server(ErrnoText("removing", path, errno));
     }
-    return dropped;
+    return Status::Ok();
   }
   const std::string tmp = path + ".tmp";
   int traw = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -359,7 +358,7 @@ Result<int> PruneShard(const std::string& group_dir, const std::string& path, in
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return Status::Server(ErrnoText("replacing", path, errno));
   }
-  return dropped;
+  return Status::Ok();
 }
 
 // Opens a stream file for reading; NotFound with CloudWatch's texts. -1 (and
@@ -750,7 +749,11 @@ Result<LogStore::StreamInfo> LogStore::Stream(const std::string& group,
       return info;
     }
     Fd fd(raw_fd);
-    return InfoFromFd(fd.get(), stream, path);
+    DROVER_ASSIGN_OR_RETURN(StreamInfo info, InfoFromFd(fd.get(), stream, path));
+    DROVER_ASSIGN_OR_RETURN(std::optional<int64_t> opened,
+                            RegisteredAt(GroupDir(root_, group), EncodeName(stream)));
+    if (opened) info.creation_ms = std::min(info.creation_ms, *opened);
+    return info;
   } catch (const std::exception& e) {
     return Status::Server(ExceptionText(e));
   }
@@ -778,18 +781,18 @@ Result<std::vector<LogStore::StreamInfo>> LogStore::Streams(const std::string& g
       out.push_back(std::move(info));
     }
     if (ec) return Status::Server("listing " + dir + ": " + ec.message());
-    // Registered streams without a file yet (an earliest line per stream).
-    std::unordered_set<std::string> seen;
-    for (const StreamInfo& info : out) seen.insert(info.name);
-    std::unordered_map<std::string, size_t> registered;  // name -> index in out
+    // The registry: streams without a file yet, and when each stream was
+    // opened (its creation time, also once it has events; the earliest line).
+    std::unordered_map<std::string, size_t> index;  // name -> position in out
+    for (size_t i = 0; i < out.size(); ++i) index.emplace(out[i].name, i);
     for (fs::directory_iterator it(RegistryDir(dir), ec), end; !ec && it != end;
          it.increment(ec)) {
       if (!IsShardName(it->path().filename().string())) continue;
       DROVER_ASSIGN_OR_RETURN(std::vector<Registered> lines, ReadShard(it->path().string()));
       for (Registered& r : lines) {
         auto name = DecodeName(r.enc);
-        if (!name || seen.contains(*name)) continue;
-        auto [at, fresh] = registered.try_emplace(*name, out.size());
+        if (!name) continue;
+        auto [at, fresh] = index.try_emplace(*name, out.size());
         if (fresh) {
           StreamInfo info;
           info.name = std::move(*name);
@@ -877,8 +880,7 @@ Result<int> LogStore::Prune(int64_t cutoff_ms) const {
       struct stat dst;
       bool old_dir = ::stat(dir.c_str(), &dst) == 0 && MtimeMs(dst) < cutoff_ms;
       bool removed_here = false;
-      // First the registry (before files go: the line of a stream whose file
-      // is removed below must not make it an empty stream again).
+      // The registry: lines of streams registered before the cutoff.
       const std::string reg = RegistryDir(dir);
       std::vector<std::string> shards;
       for (fs::directory_iterator it(reg, ec), end; !ec && it != end; it.increment(ec)) {
@@ -888,13 +890,11 @@ Result<int> LogStore::Prune(int64_t cutoff_ms) const {
         return Status::Server("listing " + reg + ": " + ec.message());
       }
       ec.clear();
+      std::unordered_set<std::string> dropped;  // streams whose line went
       for (const std::string& shard : shards) {
-        DROVER_ASSIGN_OR_RETURN(int dropped, PruneShard(dir, shard, cutoff_ms));
-        if (dropped > 0) {
-          removed += dropped;
-          removed_here = true;
-        }
+        DROVER_RETURN_IF_ERROR(PruneShard(shard, cutoff_ms, dropped));
       }
+      if (!dropped.empty()) removed_here = true;
       for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
         std::string file = it->path().filename().string();
         if (file.size() <= kSuffix.size() || !file.ends_with(kSuffix)) continue;
@@ -906,11 +906,16 @@ Result<int> LogStore::Prune(int64_t cutoff_ms) const {
         if (::unlink(path.c_str()) == 0) {
           ++removed;
           removed_here = true;
+          dropped.erase(file.substr(0, file.size() - kSuffix.size()));  // (counted once)
         } else if (errno != ENOENT) {
           return Status::Server(ErrnoText("removing", path, errno));
         }
       }
       if (ec) return Status::Server("listing " + dir + ": " + ec.message());
+      for (const std::string& enc : dropped) {  // streams that had no file: gone now too
+        struct stat fst;
+        if (::stat((dir + "/" + enc + std::string(kSuffix)).c_str(), &fst) != 0) ++removed;
+      }
       // These fail harmlessly when the directory is not empty. A writer racing
       // with this retries (StreamWriter::OpenFile, Register).
       if (removed_here || old_dir) {

@@ -22,8 +22,9 @@
 // A stream's file is made with its first event. A stream opened for writing
 // before that is registered: a line "<enc(S)>\t<ms>\n" in one of 64 shards
 // R/<enc(G)>/.streams/<2 hex digits> (FNV-1a of enc(S)), and readers take a
-// registered stream without a file as existing and empty (created at <ms>).
-// A job that prints nothing so costs an append, not an inode.
+// registered stream without a file as existing and empty; <ms> is a stream's
+// creation time (also once it has a file). A job that prints nothing so costs
+// an append, not an inode.
 //
 // Errors: LogsService::Call returns Status codes that ToLogsError maps onto
 // the Logs model's exceptions:
@@ -135,7 +136,8 @@ class LogStore {
 
   struct StreamInfo {
     std::string name;
-    int64_t creation_ms = 0;     // first event's ingestion time, else the file's mtime
+    int64_t creation_ms = 0;     // when it was opened (registered), else its first event's
+                                 // ingestion time, else the file's mtime
     int64_t first_event_ms = 0;  // 0 when the stream has no events (nor the next two)
     int64_t last_event_ms = 0;
     int64_t last_ingestion_ms = 0;

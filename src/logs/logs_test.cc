@@ -278,9 +278,11 @@ TEST_F(LogsTest, StreamsReportsTimesAndSizesSortedByName) {
 }
 
 TEST_F(LogsTest, PruneRemovesStreamsOlderThanTheCutoffAndEmptiedGroups) {
+  clock_.Set(1000000);  // opened (registered) in 1970, like their files below
   WriteEvents("old", {"x"});
-  WriteEvents("new", {"y"});
   WriteEvents("old", {"z"}, 10, "/other");
+  clock_.Set(kT0);
+  WriteEvents("new", {"y"});
   auto age = [&](const std::string& group, const std::string& stream) {
     struct timeval tv[2] = {{1000, 0}, {1000, 0}};  // 1970
     ASSERT_EQ(::utimes(StreamPath(root_, group, stream).c_str(), tv), 0);
@@ -338,6 +340,8 @@ TEST_F(LogsTest, ARegisteredStreamThatGetsEventsIsOneStreamWithItsFile) {
   auto streams = *store_.Streams(kGroup);
   ASSERT_EQ(streams.size(), 1u);
   EXPECT_EQ(streams[0].first_event_ms, kT0 + 5);
+  EXPECT_EQ(streams[0].creation_ms, kT0);  // opened then, as CloudWatch's creationTime
+  EXPECT_EQ(store_.Stream(kGroup, "s")->creation_ms, kT0);
   EXPECT_EQ(Messages("s"), std::vector<std::string>{"late"});
 }
 
