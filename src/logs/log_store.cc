@@ -554,8 +554,8 @@ Result<std::unique_ptr<StreamWriter>> StreamWriter::Open(const std::string& root
     std::string dir = root + "/" + enc_group;
     std::string path = dir + "/" + enc_stream + std::string(kSuffix);
     auto writer = std::unique_ptr<StreamWriter>(new StreamWriter(path, max_bytes, clock));
-    // Registered (a stream that has a file already, from a writer before this
-    // one, gets a line Prune() drops); the file is opened or made with the
+    // Registered (a stream reopened by a later writer gets another line: the
+    // earliest is its creation time); the file is opened or made with the
     // first output (looking it up here cost as much as the registration).
     DROVER_RETURN_IF_ERROR(Register(dir, enc_stream, clock.NowMillis()));
     return writer;
